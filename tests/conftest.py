@@ -1,0 +1,132 @@
+"""Shared fixtures: workbooks built in tmp_path, a fresh warehouse path, the shared corpus."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import xlsxwriter
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+SHARED = ROOT.parent / "shared" / "data"
+REFERENCE = SHARED / "credit-approval"
+ODDFILES = SHARED / "oddfiles"
+
+CUSTOMER_HEADERS = ["Customer ID", "First Name", "Last Name", "Age", "Phone Number", "Monthly Salary", "Approved Limit"]
+LOAN_HEADERS = [
+    "Customer ID",
+    "Loan ID",
+    "Loan Amount",
+    "Tenure",
+    "Interest Rate",
+    "Monthly payment",
+    "EMIs paid on Time",
+    "Date of Approval",
+    "End Date",
+]
+
+
+@dataclass(frozen=True)
+class ExcelError:
+    """A cell holding an Excel error such as #DIV/0! (written as a formula with that cached value)."""
+
+    text: str
+
+
+_FORMULA_FOR = {"#DIV/0!": "=1/0", "#N/A": "=NA()", "#REF!": "=#REF!", "#NAME?": "=nosuchfn()", "#VALUE!": '="a"+1'}
+
+
+def write_workbook(
+    path: Path,
+    rows: Sequence[Sequence[Any]],
+    *,
+    sheet: str = "Sheet1",
+    first_cell: tuple[int, int] = (0, 0),
+    extra_sheets: dict[str, Sequence[Sequence[Any]]] | None = None,
+    hidden: Sequence[str] = (),
+) -> Path:
+    """Write rows (the first is usually the header) starting at ``first_cell`` (row, col, 0-based).
+
+    ``None`` leaves a cell empty; ``datetime``/``date`` become real Excel dates; ``ExcelError``
+    becomes an error cell.
+    """
+    book = xlsxwriter.Workbook(str(path))
+    date_format = book.add_format({"num_format": "yyyy-mm-dd"})
+    time_format = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    sheets = {sheet: rows, **(extra_sheets or {})}
+    for name, sheet_rows in sheets.items():
+        ws = book.add_worksheet(name)
+        if name in hidden:
+            ws.hide()
+        for r, row in enumerate(sheet_rows):
+            for c, value in enumerate(row):
+                at = (first_cell[0] + r, first_cell[1] + c)
+                if value is None:
+                    continue
+                if isinstance(value, ExcelError):
+                    ws.write_formula(*at, _FORMULA_FOR.get(value.text, "=1/0"), None, value.text)
+                elif isinstance(value, dt.datetime):
+                    fmt = time_format if value.time() != dt.time(0) else date_format
+                    ws.write_datetime(*at, value, fmt)
+                elif isinstance(value, dt.date):
+                    ws.write_datetime(*at, dt.datetime.combine(value, dt.time(0)), date_format)
+                elif isinstance(value, str):
+                    ws.write_string(*at, value)
+                else:
+                    ws.write(*at, value)
+    book.close()
+    return path
+
+
+@pytest.fixture
+def workbook(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``workbook(rows, name="x.xlsx", **options)`` -> path of a new workbook."""
+    counter = iter(range(1_000_000))
+
+    def make(rows: Sequence[Sequence[Any]], name: str | None = None, **options: Any) -> Path:
+        return write_workbook(tmp_path / (name or f"book{next(counter)}.xlsx"), rows, **options)
+
+    return make
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Path of a fresh (not yet created) DuckDB warehouse file."""
+    return tmp_path / "warehouse.duckdb"
+
+
+def customer(cid: Any = 1, **overrides: Any) -> list[Any]:
+    """A valid customer row in CUSTOMER_HEADERS order; override by column name."""
+    row = {
+        "Customer ID": cid,
+        "First Name": "Asha",
+        "Last Name": "Rao",
+        "Age": 34,
+        "Phone Number": f"98{int(cid) if isinstance(cid, int) else 0:08d}",
+        "Monthly Salary": 50000,
+        "Approved Limit": 1800000,
+    }
+    row.update({k.replace("_", " "): v for k, v in overrides.items()})
+    return [row[h] for h in CUSTOMER_HEADERS]
+
+
+def loan(cid: Any = 1, lid: Any = 100, **overrides: Any) -> list[Any]:
+    """A valid loan row in LOAN_HEADERS order; override by header."""
+    row = {
+        "Customer ID": cid,
+        "Loan ID": lid,
+        "Loan Amount": 100000,
+        "Tenure": 12,
+        "Interest Rate": 10.5,
+        "Monthly payment": 8800,
+        "EMIs paid on Time": 5,
+        "Date of Approval": dt.date(2020, 1, 15),
+        "End Date": dt.date(2021, 1, 15),
+    }
+    row.update(overrides)
+    return [row[h] for h in LOAN_HEADERS]

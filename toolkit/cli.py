@@ -1,0 +1,117 @@
+"""Command line: arguments in, one-line errors and exit codes out.
+
+Exit codes: 0 every file was processed (rows may have been rejected); 2 bad input or an
+unusable warehouse (one line on stderr per problem; other files still load); 1 a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from toolkit import __version__
+from toolkit.errors import ToolkitError
+from toolkit.ingest import ingest_many
+from toolkit.load import Progress
+from toolkit.specs import load_specs
+from toolkit.summary import IngestSummary
+
+EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m toolkit", description="Ingest Excel workbooks into a DuckDB warehouse.")
+    parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="validate workbooks and load their rows into the warehouse")
+    ingest.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".xlsx, .xlsm, .xlsb, .xls or .ods")
+    ingest.add_argument("--db", type=Path, default=Path("warehouse.duckdb"), help="DuckDB file (default: %(default)s)")
+    ingest.add_argument("--table", help="table spec to use (default: chosen from the headers)")
+    ingest.add_argument("--sheet", help="sheet name (default: the first visible sheet)")
+    ingest.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: found)")
+    ingest.add_argument("--batch-size", type=_positive, default=1000, metavar="N", help="rows per commit (default: %(default)s)")
+    ingest.add_argument(
+        "--spec", action="append", default=[], type=Path, metavar="PATH", help="TOML spec file or folder (repeatable)"
+    )
+    ingest.add_argument("--json", action="store_true", help="print one JSON object per sheet (JSON Lines)")
+    ingest.add_argument("--report", type=Path, metavar="PATH.html", help="also write a self-contained HTML report")
+    ingest.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for a busy warehouse")
+    ingest.add_argument("--log", type=Path, metavar="FILE", help="log every rejected row and the summaries to FILE")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _ingest(args)
+    except ToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted; committed batches are kept, re-run to finish the load", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the CLI never shows a traceback unless asked to
+        if os.environ.get("TOOLKIT_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (set TOOLKIT_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_BUG
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    if args.log:
+        handler = logging.FileHandler(args.log, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger = logging.getLogger("toolkit")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    specs = load_specs(args.spec)
+    show_progress = not args.quiet and sys.stderr.isatty()
+    outcomes = ingest_many(
+        args.files,
+        db=args.db,
+        table=args.table,
+        sheet=args.sheet,
+        batch_size=args.batch_size,
+        specs=specs,
+        header_row=args.header_row,
+        on_progress=_progress_bar if show_progress else None,
+        wait=args.wait,
+    )
+    summaries = [o for o in outcomes if isinstance(o, IngestSummary)]
+    for outcome in outcomes:
+        if isinstance(outcome, ToolkitError):
+            print(f"error: {outcome}", file=sys.stderr)
+        elif args.json:
+            print(json.dumps(outcome.to_dict(), ensure_ascii=False, default=str), flush=True)
+        else:
+            print(outcome.text(), flush=True)
+    if args.report and summaries:
+        from toolkit.report import summary_html
+
+        args.report.write_text(summary_html(summaries), encoding="utf-8")
+    return EXIT_OK if len(summaries) == len(outcomes) else EXIT_BAD_INPUT
+
+
+def _progress_bar(progress: Progress) -> None:
+    width = 30
+    done = progress.rows_done / progress.rows_total if progress.rows_total else 1.0
+    bar = "#" * round(width * done)
+    end = "\n" if progress.rows_done >= progress.rows_total else ""
+    sys.stderr.write(
+        f"\r[{bar:<{width}}] {progress.rows_done:,}/{progress.rows_total:,} rows, {progress.rows_per_second:,.0f} rows/s{end}"
+    )
+    sys.stderr.flush()

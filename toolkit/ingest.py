@@ -1,0 +1,291 @@
+"""read -> match -> validate -> load -> summary: what the CLI, notebooks and tasks call."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from toolkit import __version__
+from toolkit.errors import ToolkitError
+from toolkit.load import Progress, Warehouse, classify
+from toolkit.match import MappedSheet, map_sheet
+from toolkit.read import read_grid
+from toolkit.specs import TableSpec, load_order, load_specs
+from toolkit.summary import IngestSummary
+from toolkit.validate import ERROR_SCHEMA, ROW, Validated, validate
+
+log = logging.getLogger("toolkit")
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A sheet read, matched and validated: everything short of touching the warehouse."""
+
+    path: Path
+    sheet: MappedSheet
+    validated: Validated
+    sha256: str
+    sheet_name: str
+
+    @property
+    def table(self) -> str:
+        return self.validated.spec.table
+
+    @property
+    def warnings(self) -> list[str]:
+        found = []
+        if self.validated.raw.is_empty():
+            found.append("the sheet has a header row but no data rows")
+        missing = [c.header for c in self.validated.spec.columns if c.name not in self.validated.headers]
+        if missing:
+            found.append(f"optional column(s) not in the file, left empty: {', '.join(missing)}")
+        return found
+
+
+def prepare(
+    path: str | Path,
+    *,
+    specs: Mapping[str, TableSpec] | None = None,
+    table: str | None = None,
+    sheet: str | int | None = None,
+    header_row: int | None = None,
+) -> Prepared:
+    """Read and validate one sheet without opening the warehouse; structural problems raise."""
+    path = Path(path)
+    specs = specs if specs is not None else load_specs()
+    grid = read_grid(path, sheet=sheet)
+    mapped = map_sheet(grid, specs, table=table, header_row=header_row)
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return Prepared(path, mapped, validate(mapped), digest, grid.sheet)
+
+
+def ingest(
+    path: str | Path,
+    *,
+    db: str | Path = "warehouse.duckdb",
+    table: str | None = None,
+    sheet: str | int | None = None,
+    batch_size: int = 1000,
+    specs: Mapping[str, TableSpec] | None = None,
+    header_row: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    clock: Clock = datetime.now,
+    run_id: str | None = None,
+    wait: float = 0.0,
+) -> IngestSummary:
+    """Ingest one sheet of a workbook into the DuckDB warehouse at ``db``.
+
+    Structural problems (unreadable file, missing sheet or required column) raise a
+    :class:`~toolkit.errors.ToolkitError` before anything is written; bad rows are reported
+    in the summary and the ``_rejects`` table.
+    """
+    prepared = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
+    with Warehouse(db, wait=wait) as warehouse:
+        return load_prepared(
+            prepared,
+            warehouse,
+            batch_size=batch_size,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            clock=clock,
+            run_id=run_id,
+        )
+
+
+def ingest_many(
+    paths: Iterable[str | Path],
+    *,
+    db: str | Path = "warehouse.duckdb",
+    table: str | None = None,
+    sheet: str | int | None = None,
+    batch_size: int = 1000,
+    specs: Mapping[str, TableSpec] | None = None,
+    header_row: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    clock: Clock = datetime.now,
+    wait: float = 0.0,
+) -> list[IngestSummary | ToolkitError]:
+    """Ingest several files into one warehouse; parents load before children (customers
+    before loans). A bad file yields its error in the result list; the others still load."""
+    specs = specs if specs is not None else load_specs()
+    outcomes: dict[int, IngestSummary | ToolkitError] = {}
+    prepared: dict[int, Prepared] = {}
+    for index, path in enumerate(paths):
+        try:
+            prepared[index] = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
+        except ToolkitError as exc:
+            log.error("%s", exc)
+            outcomes[index] = exc
+    order = load_order([p.table for p in prepared.values()], specs)
+    queue = sorted(prepared, key=lambda i: (order.index(prepared[i].table), i))
+    if queue:
+        try:
+            with Warehouse(db, wait=wait) as warehouse:
+                for index in queue:
+                    outcomes[index] = load_prepared(
+                        prepared[index], warehouse, batch_size=batch_size, on_progress=on_progress, clock=clock
+                    )
+        except ToolkitError as exc:
+            log.error("%s", exc)
+            for index in queue:
+                outcomes.setdefault(index, exc)
+    # Results in the order they were loaded, bad files where they were given.
+    ranked = sorted(outcomes, key=lambda i: queue.index(i) if i in queue else i)
+    return [outcomes[i] for i in ranked]
+
+
+def load_prepared(
+    prepared: Prepared,
+    warehouse: Warehouse,
+    *,
+    batch_size: int = 1000,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    clock: Clock = datetime.now,
+    run_id: str | None = None,
+) -> IngestSummary:
+    """Load a prepared sheet through an open warehouse and record the run."""
+    validated = prepared.validated
+    spec = validated.spec
+    run_id = run_id or uuid.uuid4().hex
+    started = clock()
+    warehouse.ensure_tables([spec])
+    warehouse.start_run(_run_record(prepared, run_id, started, batch_size), validated)
+    outcome = warehouse.load(validated, run_id=run_id, batch_size=batch_size, on_progress=on_progress, should_stop=should_stop)
+    duplicates = validated.duplicates
+    # A duplicate follows the row it repeats: rejected by the warehouse, it is rejected too.
+    inherited = duplicates.join(outcome.errors.rename({"row": "__first_row"}), on="__first_row").select(
+        pl.col(ROW).alias("row"), *[c for c in ERROR_SCHEMA if c != "row"]
+    )
+    warehouse.record_rejects(run_id, validated, inherited, stage="warehouse")
+    errors = pl.concat([validated.errors, outcome.errors, inherited]).sort("row", maintain_order=True)
+    unprocessed = _unprocessed(validated, outcome.rows_done) if outcome.cancelled else set()
+    failed_rows = set(errors["row"].to_list())
+    total = validated.raw.height - len(unprocessed)
+    n_duplicates = duplicates.filter(~pl.col(ROW).is_in(list(failed_rows | unprocessed))).height
+    summary = IngestSummary(
+        run_id=run_id,
+        file=str(prepared.path),
+        sheet=prepared.sheet_name,
+        table=spec.table,
+        total=total,
+        inserted=outcome.inserted,
+        skipped=outcome.skipped,
+        duplicates=n_duplicates,
+        failed=len(failed_rows),
+        errors=tuple(errors.to_dicts()),
+        unmapped_columns=tuple(prepared.sheet.unmapped_columns),
+        warnings=tuple(prepared.warnings + ([f"cancelled: {len(unprocessed)} rows not processed"] if unprocessed else [])),
+        status="cancelled" if outcome.cancelled else "completed",
+        database=str(warehouse.path),
+        file_sha256=prepared.sha256,
+        header_row=prepared.sheet.header_row,
+        batch_size=batch_size,
+        started_at=started,
+        finished_at=clock(),
+        toolkit_version=__version__,
+        accepted=validated.accepted.filter(~pl.col(ROW).is_in(list(failed_rows | unprocessed))),
+        rejected=_rejected_frame(validated, errors),
+    )
+    counts = {k: summary.to_dict()[k] for k in ("total", "success", "failed", "inserted", "skipped", "duplicates")}
+    counts["warnings"] = list(summary.warnings)
+    assert summary.finished_at is not None
+    warehouse.finish_run(run_id, counts, status=summary.status, finished_at=summary.finished_at)
+    _log(summary)
+    return summary
+
+
+def preview(
+    path: str | Path,
+    *,
+    db: str | Path | None = None,
+    table: str | None = None,
+    sheet: str | int | None = None,
+    specs: Mapping[str, TableSpec] | None = None,
+    header_row: int | None = None,
+    clock: Clock = datetime.now,
+) -> IngestSummary:
+    """What an ingest would do, without writing: ``inserted`` counts rows that would be inserted."""
+    import duckdb
+
+    prepared = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
+    validated = prepared.validated
+    started = clock()
+    con = duckdb.connect(str(db), read_only=True) if db and Path(db).exists() else duckdb.connect()
+    try:
+        warehouse_errors, same = classify(con, validated.spec, validated.accepted, validated.headers)
+    finally:
+        con.close()
+    inherited = validated.duplicates.join(warehouse_errors.rename({"row": "__first_row"}), on="__first_row").select(
+        pl.col(ROW).alias("row"), *[c for c in ERROR_SCHEMA if c != "row"]
+    )
+    errors = pl.concat([validated.errors, warehouse_errors, inherited]).sort("row", maintain_order=True)
+    failed_rows = set(errors["row"].to_list())
+    loadable = validated.accepted.filter(~pl.col(ROW).is_in(list(failed_rows)))
+    return IngestSummary(
+        run_id="preview",
+        file=str(prepared.path),
+        sheet=prepared.sheet_name,
+        table=validated.spec.table,
+        total=validated.raw.height,
+        inserted=loadable.height - same.len(),
+        skipped=same.len(),
+        duplicates=validated.duplicates.filter(~pl.col(ROW).is_in(list(failed_rows))).height,
+        failed=len(failed_rows),
+        errors=tuple(errors.to_dicts()),
+        unmapped_columns=tuple(prepared.sheet.unmapped_columns),
+        warnings=tuple(prepared.warnings),
+        status="preview",
+        database=str(db) if db else None,
+        file_sha256=prepared.sha256,
+        header_row=prepared.sheet.header_row,
+        started_at=started,
+        finished_at=clock(),
+        toolkit_version=__version__,
+        accepted=loadable,
+        rejected=_rejected_frame(validated, errors),
+    )
+
+
+def _unprocessed(validated: Validated, rows_done: int) -> set[int]:
+    left = set(validated.accepted[ROW][rows_done:].to_list())
+    repeats = validated.duplicates.filter(pl.col("__first_row").is_in(list(left)))[ROW].to_list()
+    return left | set(repeats)
+
+
+def _rejected_frame(validated: Validated, errors: pl.DataFrame) -> pl.DataFrame:
+    reasons = errors.group_by("row", maintain_order=True).agg(reasons=pl.col("message"), rules=pl.col("rule"))
+    return validated.raw.join(reasons, left_on=ROW, right_on="row", how="inner").sort(ROW)
+
+
+def _run_record(prepared: Prepared, run_id: str, started: datetime, batch_size: int) -> dict[str, object]:
+    return {
+        "run_id": run_id,
+        "file": str(prepared.path),
+        "file_sha256": prepared.sha256,
+        "sheet": prepared.sheet_name,
+        "table_name": prepared.table,
+        "header_row": prepared.sheet.header_row,
+        "started_at": started,
+        "status": "running",
+        "batch_size": batch_size,
+        "toolkit_version": __version__,
+        "unmapped_columns": list(prepared.sheet.unmapped_columns),
+    }
+
+
+def _log(summary: IngestSummary) -> None:
+    if log.isEnabledFor(logging.INFO):
+        for error in summary.errors:
+            log.info("%s row %s: %s", summary.file, error["row"], error["message"])
+    log.info("%r", summary)

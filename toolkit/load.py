@@ -1,0 +1,351 @@
+"""Accepted rows -> the DuckDB warehouse in batches, with dedupe and audit tables.
+
+Each batch is one transaction: rows whose key is already present with the same values are
+skipped, with other values rejected as conflicts (naming the changed columns), rows whose
+foreign key or unique value does not fit the warehouse are rejected, and the rest are inserted
+through an anti-join against the table, so a re-run never duplicates a row. Committed batches
+survive a crash; ``_runs`` keeps the run as not finished until its last commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from toolkit import sql
+from toolkit.errors import WarehouseBusyError, WarehouseError
+from toolkit.specs import TableSpec
+from toolkit.validate import ERROR_SCHEMA, ROW, Validated
+
+BATCH_NAME = "__toolkit_batch"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after each committed batch."""
+
+    rows_done: int
+    rows_total: int
+    batches_done: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_done / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    inserted: int
+    skipped: int
+    errors: pl.DataFrame  # ERROR_SCHEMA, warehouse-stage rejections
+    rows_done: int  # accepted rows judged against the warehouse (all of them unless cancelled)
+    cancelled: bool = False
+
+
+class Warehouse:
+    """A DuckDB warehouse file opened for writing (one writer process at a time)."""
+
+    def __init__(self, path: str | Path, *, wait: float = 0.0) -> None:
+        self.path = Path(path)
+        self.con = _connect(self.path, wait)
+        try:
+            _run(self.con, sql.RUNS_DDL)
+            _run(self.con, sql.REJECTS_DDL)
+            # We hold the file's write lock, so a run still marked running died with its process.
+            _run(self.con, "UPDATE _runs SET status = 'interrupted' WHERE status = 'running'")
+        except duckdb.Error as exc:
+            self.con.close()
+            raise WarehouseError(f"{self.path}: cannot set up the warehouse ({_first_line(exc)})") from exc
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __repr__(self) -> str:
+        return f"<Warehouse {self.path}>"
+
+    def ensure_tables(self, specs: Sequence[TableSpec]) -> None:
+        for spec in specs:
+            _run(self.con, sql.create_table(spec))
+
+    def start_run(self, record: dict[str, Any], validated: Validated) -> None:
+        """Record the run as running, with the rows validation rejected, in one transaction."""
+        with self.transaction():
+            self._insert_dicts("_runs", [record])
+            self._insert_rejects(record["run_id"], validated, validated.errors, stage="validate")
+
+    def finish_run(self, run_id: str, counts: dict[str, Any], *, status: str, finished_at: datetime) -> None:
+        assignments = ", ".join(f"{sql.quote(k)} = ?" for k in counts)
+        with self.transaction():
+            _run(
+                self.con,
+                f"UPDATE _runs SET {assignments}, status = ?, finished_at = ? WHERE run_id = ?",
+                [*counts.values(), status, finished_at, run_id],
+            )
+
+    def load(
+        self,
+        validated: Validated,
+        *,
+        run_id: str,
+        batch_size: int = 1000,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> LoadOutcome:
+        """Load the accepted rows in batches of ``batch_size``, one transaction each."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        spec = validated.spec
+        rows = validated.accepted.with_columns(_run_id=pl.lit(run_id), _source_row=pl.col(ROW))
+        inserted = skipped = batches = rows_done = 0
+        errors = [pl.DataFrame(schema=ERROR_SCHEMA)]
+        started = time.perf_counter()
+        for batch in rows.iter_slices(batch_size):
+            if should_stop is not None and should_stop():
+                return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done, cancelled=True)
+            with self.transaction():
+                batch_errors, same = classify(self.con, spec, batch, validated.headers)
+                keep = ~pl.col(ROW).is_in(pl.concat([batch_errors["row"], same]).implode())
+                inserted += self._insert_batch(spec, batch.filter(keep))
+                self._insert_rejects(run_id, validated, batch_errors, stage="warehouse")
+            skipped += same.len()
+            errors.append(batch_errors)
+            batches += 1
+            rows_done += batch.height
+            if on_progress is not None:
+                elapsed = time.perf_counter() - started
+                on_progress(Progress(rows_done, rows.height, batches, elapsed))
+        return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done)
+
+    def record_rejects(self, run_id: str, validated: Validated, errors: pl.DataFrame, *, stage: str) -> None:
+        with self.transaction():
+            self._insert_rejects(run_id, validated, errors, stage=stage)
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.con)
+
+    def _insert_batch(self, spec: TableSpec, batch: pl.DataFrame) -> int:
+        if batch.is_empty():
+            return 0
+        self.con.register(BATCH_NAME, batch)
+        try:
+            result = _run(self.con, sql.insert_new(spec, BATCH_NAME))
+        finally:
+            self.con.unregister(BATCH_NAME)
+        return int(result[0][0]) if result else 0
+
+    def _insert_rejects(self, run_id: str, validated: Validated, errors: pl.DataFrame, *, stage: str) -> None:
+        if errors.is_empty():
+            return
+        headers = validated.headers
+        raw = validated.raw.select(
+            ROW,
+            pl.concat_list([pl.struct(key=pl.lit(headers[c]), value=pl.col(c)) for c in headers]).alias("raw"),
+        )
+        grouped = errors.group_by("row", maintain_order=True).agg(
+            reasons=pl.col("message"),
+            errors=pl.struct("column", "rule", "message", "value"),
+        )
+        frame = grouped.join(raw, left_on="row", right_on=ROW, how="left").select(
+            pl.lit(run_id).alias("run_id"),
+            pl.lit(validated.spec.table).alias("table_name"),
+            pl.col("row").alias("source_row"),
+            pl.lit(stage).alias("stage"),
+            "reasons",
+            "errors",
+            "raw",
+        )
+        self.con.register("__toolkit_rejects", frame)
+        try:
+            _run(
+                self.con,
+                "INSERT INTO _rejects SELECT run_id, table_name, source_row, stage, reasons, errors, "
+                "map_from_entries(raw) FROM __toolkit_rejects",
+            )
+        finally:
+            self.con.unregister("__toolkit_rejects")
+
+    def _insert_dicts(self, table: str, records: list[dict[str, Any]]) -> None:
+        names = list(records[0])
+        placeholders = ", ".join("?" for _ in names)
+        self.con.executemany(
+            f"INSERT INTO {sql.quote(table)} ({sql.column_list(names)}) VALUES ({placeholders})",
+            [list(r.values()) for r in records],
+        )
+
+
+class _Transaction:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def __enter__(self) -> None:
+        self.con.begin()
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        if kind is None:
+            self.con.commit()
+        else:
+            self.con.rollback()
+
+
+def classify(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pl.DataFrame, headers: dict[str, str]
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Judge rows against the warehouse: (errors, rows already present with the same values).
+
+    Only the columns the file provides are compared: an optional column the file lacks is not a
+    difference. Reads only; the caller decides what to write.
+    """
+    present = [c for c in spec.names if c in headers]
+    errors: list[pl.DataFrame] = [pl.DataFrame(schema=ERROR_SCHEMA)]
+    same_rows = pl.Series(ROW, [], dtype=pl.Int64)
+    table_exists = _table_exists(con, spec.table)
+    con.register(BATCH_NAME, batch)
+    try:
+        if table_exists:
+            existing = con.sql(sql.existing_rows(spec, BATCH_NAME, present)).pl()
+            same_rows, conflict_errors = _compare(existing, batch, spec, present, headers)
+            errors.append(conflict_errors)
+        for column in spec.unique_columns:
+            if column in headers and table_exists:
+                clashes = con.sql(sql.unique_clashes(spec, BATCH_NAME, column)).pl()
+                errors.append(_unique_errors(clashes, batch, spec, column, headers))
+        for fk in spec.foreign_keys:
+            if all(c in headers for c in fk.columns) and _table_exists(con, fk.references):
+                orphans = con.sql(sql.missing_parents(BATCH_NAME, fk.columns, fk.references, fk.ref_columns)).pl()
+            else:
+                orphans = batch.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in fk.columns)).select(ROW)
+                orphans = orphans if all(c in headers for c in fk.columns) else orphans.clear()
+            errors.append(_orphan_errors(orphans, batch, fk.columns, fk.references, headers))
+    finally:
+        con.unregister(BATCH_NAME)
+    all_errors = pl.concat(errors).sort("row", maintain_order=True)
+    same = same_rows.filter(~same_rows.is_in(all_errors["row"].implode()))
+    return all_errors, same
+
+
+def _compare(
+    existing: pl.DataFrame, batch: pl.DataFrame, spec: TableSpec, present: list[str], headers: dict[str, str]
+) -> tuple[pl.Series, pl.DataFrame]:
+    if existing.is_empty():
+        return pl.Series(ROW, [], dtype=pl.Int64), pl.DataFrame(schema=ERROR_SCHEMA)
+    ours = batch.select(ROW, *present).join(existing, on=ROW, suffix="__old")
+    compared = [c for c in present if c not in spec.key]
+    differs = {c: pl.col(c).ne_missing(pl.col(f"{c}__old")) for c in compared}
+    ours = ours.with_columns(
+        __changes=pl.concat_list(
+            [
+                pl.when(differs[c]).then(pl.format(f"{headers[c]} (warehouse {{}}, file {{}})", _shown(f"{c}__old"), _shown(c)))
+                for c in compared
+            ]
+        ).list.drop_nulls()
+        if compared
+        else pl.lit([], dtype=pl.List(pl.String)),
+        __changed_columns=pl.concat_list([pl.when(differs[c]).then(pl.lit(headers[c])) for c in compared]).list.drop_nulls()
+        if compared
+        else pl.lit([], dtype=pl.List(pl.String)),
+    )
+    same = ours.filter(pl.col("__changes").list.len() == 0)[ROW]
+    conflicts = ours.filter(pl.col("__changes").list.len() > 0)
+    errors = conflicts.select(
+        pl.col(ROW).alias("row"),
+        pl.when(pl.col("__changed_columns").list.len() == 1).then(pl.col("__changed_columns").list.first()).alias("column"),
+        pl.lit(f"{'+'.join(spec.key)}|conflict").alias("rule"),
+        pl.format(
+            "{} is already in {} with different values: {}",
+            _key_label(spec.key, headers),
+            pl.lit(spec.table),
+            pl.col("__changes").list.join("; "),
+        ).alias("message"),
+        pl.lit(None, dtype=pl.String).alias("value"),
+    )
+    return same, errors
+
+
+def _unique_errors(
+    clashes: pl.DataFrame, batch: pl.DataFrame, spec: TableSpec, column: str, headers: dict[str, str]
+) -> pl.DataFrame:
+    if clashes.is_empty():
+        return pl.DataFrame(schema=ERROR_SCHEMA)
+    owners = clashes.rename({k: f"{k}__owner" for k in spec.key})
+    joined = batch.select(ROW, column).join(owners, on=ROW).unique(ROW, keep="first", maintain_order=True)
+    owner = pl.concat_str(
+        [pl.format(f"{headers.get(k, k)} {{}}", pl.col(f"{k}__owner").cast(pl.String)) for k in spec.key], separator=", "
+    )
+    return joined.select(
+        pl.col(ROW).alias("row"),
+        pl.lit(headers[column]).alias("column"),
+        pl.lit(f"{column}|unique").alias("rule"),
+        pl.format(f"{headers[column]} {{}} already belongs to {{}} in {spec.table}", pl.col(column).cast(pl.String), owner).alias(
+            "message"
+        ),
+        pl.col(column).cast(pl.String).alias("value"),
+    )
+
+
+def _orphan_errors(
+    orphans: pl.DataFrame, batch: pl.DataFrame, columns: Sequence[str], parent: str, headers: dict[str, str]
+) -> pl.DataFrame:
+    if orphans.is_empty():
+        return pl.DataFrame(schema=ERROR_SCHEMA)
+    rows = batch.join(orphans.select(ROW), on=ROW)
+    return rows.select(
+        pl.col(ROW).alias("row"),
+        pl.lit(headers[columns[0]]).alias("column"),
+        pl.lit(f"{'+'.join(columns)}|foreign_key").alias("rule"),
+        pl.format("{} is not in {}", _key_label(columns, headers), pl.lit(parent)).alias("message"),
+        pl.col(columns[0]).cast(pl.String).alias("value"),
+    )
+
+
+def _key_label(columns: Sequence[str], headers: dict[str, str]) -> pl.Expr:
+    return pl.concat_str([pl.format(f"{headers.get(c, c)} {{}}", _shown(c)) for c in columns], separator=", ")
+
+
+def _shown(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.String).fill_null("empty")
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = _run(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table])
+    return bool(found[0][0])
+
+
+def _run(con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None) -> list[Any]:
+    """Execute and fetch everything: DuckDB refuses new work while a result is unfinished."""
+    return con.execute(query, params).fetchall()
+
+
+def _connect(path: Path, wait: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            message = str(exc)
+            if "lock" not in message.lower():
+                raise WarehouseError(f"{path}: cannot open the warehouse ({_first_line(exc)})") from exc
+            if time.monotonic() >= deadline:
+                raise WarehouseBusyError(
+                    f"{path}: warehouse is in use by another process; try again when it finishes, or pass --wait SECONDS"
+                ) from exc
+            time.sleep(0.2)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"{path}: cannot open the warehouse ({_first_line(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

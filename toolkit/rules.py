@@ -1,0 +1,160 @@
+"""A spec's columns and rules as data: conversions from cell text and named boolean checks.
+
+Null policy, written once: a missing cell (empty or whitespace only) fails only the
+``required`` check; every other check passes on a missing or unconvertible value, so each
+problem is reported once, by the check that owns it. Check names read ``column|check``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from toolkit.specs import Column, TableSpec
+
+_TIME_PART = r"^([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
+_MIDNIGHT = r"^([ T]0{1,2}:00(:00(\.0+)?)?)?$"
+_TRUE = ["true", "yes", "y", "1"]
+_FALSE = ["false", "no", "n", "0"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named rule: ``valid`` is True for rows that pass; ``message`` is evaluated on failures."""
+
+    name: str
+    column: str | None  # spec column the check is about; None for cross-column rules
+    valid: pl.Expr
+    message: pl.Expr
+
+
+def raw_name(column: str) -> str:
+    """Name of the frame column holding a spec column's raw cell text."""
+    return f"{column}__raw"
+
+
+def text(column: str) -> pl.Expr:
+    """The cell text with surrounding whitespace stripped; empty text is null (missing)."""
+    stripped = pl.col(raw_name(column)).str.strip_chars()
+    return pl.when(stripped != "").then(stripped)
+
+
+def convert(column: Column) -> pl.Expr:
+    """Cell text -> the column's type; null where missing or not convertible."""
+    s = text(column.name)
+    kind = column.type
+    if kind == "integer":
+        as_float = s.cast(pl.Float64, strict=False)
+        whole = as_float.is_finite() & (as_float == as_float.floor()) & (as_float.abs() < 2.0**63)
+        value = pl.coalesce(s.cast(pl.Int64, strict=False), pl.when(whole).then(as_float.cast(pl.Int64, strict=False)))
+    elif kind == "number":
+        as_float = s.cast(pl.Float64, strict=False)
+        value = pl.when(as_float.is_finite()).then(as_float)
+    elif kind.startswith("decimal"):
+        dtype = column.polars_type
+        assert isinstance(dtype, pl.Decimal)
+        fraction = s.str.extract(r"\.(\d*?)0*$").str.len_chars().fill_null(0)
+        value = pl.when(fraction <= (dtype.scale or 0)).then(s.cast(dtype, strict=False))
+    elif kind == "date":
+        day = s.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+        value = pl.when(s.str.slice(10).str.contains(_MIDNIGHT)).then(day)
+    elif kind == "datetime":
+        value = s.str.replace("T", " ").str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)
+        value = pl.coalesce(value, s.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")))
+    elif kind == "boolean":
+        lowered = s.str.to_lowercase()
+        value = pl.when(lowered.is_in(_TRUE)).then(True).when(lowered.is_in(_FALSE)).then(False)
+    elif column.normalize == "phone_in":
+        value = _indian_phone(s)
+    else:
+        value = s
+    return value.cast(column.polars_type).alias(column.name)
+
+
+def _indian_phone(s: pl.Expr) -> pl.Expr:
+    """10-digit Indian number: drop separators, then +91/0091/91 (12+ digits) or 0 (11 digits)."""
+    compact = s.str.replace_all(r"[\s\-.()]", "")
+    plus = compact.str.starts_with("+")
+    body = compact.str.strip_prefix("+")
+    n = body.str.len_chars()
+    national = (
+        pl.when((n >= 12) & body.str.starts_with("0091"))
+        .then(body.str.slice(4))
+        .when((n >= 12) & body.str.starts_with("91"))
+        .then(body.str.slice(2))
+        .when((n == 11) & body.str.starts_with("0") & ~plus)
+        .then(body.str.slice(1))
+        .when(~plus)
+        .then(body)
+    )
+    return pl.when(national.str.contains(r"^\d{10}$")).then(national)
+
+
+def _quoted(header: str, template: str, column: str) -> pl.Expr:
+    """``Header: 'value' <template>`` with the cell text quoted as found."""
+    return pl.format(f"{header}: '{{}}' {template}", text(column).fill_null(""))
+
+
+_TYPE_MESSAGES = {
+    "integer": "is not a whole number",
+    "number": "is not a number",
+    "date": "is not a date (expected a date cell or YYYY-MM-DD text)",
+    "datetime": "is not a date-time (expected a date cell or YYYY-MM-DD HH:MM:SS text)",
+    "boolean": "is not true/false (expected TRUE, FALSE, yes, no, 1 or 0)",
+}
+
+
+def column_checks(column: Column, header: str, *, error_rows: list[int] | None = None) -> list[Check]:
+    """Checks for one column present in the file; ``header`` is the header as found."""
+    name = column.name
+    s = text(name)
+    value = pl.col(name)
+    present = s.is_not_null()
+    checks: list[Check] = []
+    is_error = pl.col("__row").is_in(error_rows) if error_rows else pl.lit(False)
+    if error_rows:
+        checks.append(Check(f"{name}|excel_error", name, ~is_error, pl.format(f"{header}: Excel error {{}}", s)))
+    if column.required:
+        checks.append(Check(f"{name}|required", name, present, pl.lit(f"Missing {header}")))
+    convertible = ~present | is_error | value.is_not_null()
+    if column.type == "date":
+        day_part = s.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+        has_time = day_part.is_not_null() & s.str.slice(10).str.contains(_TIME_PART) & ~s.str.slice(10).str.contains(_MIDNIGHT)
+        checks.append(Check(f"{name}|date", name, convertible | has_time, _quoted(header, _TYPE_MESSAGES["date"], name)))
+        checks.append(
+            Check(f"{name}|time_of_day", name, ~has_time, _quoted(header, "has a time of day; the column holds dates only", name))
+        )
+    elif column.type.startswith("decimal"):
+        scale = column.type.split(",")[1].rstrip(") ")
+        message = f"is not a number with at most {scale} decimal places"
+        checks.append(Check(f"{name}|decimal", name, convertible, _quoted(header, message, name)))
+    elif column.normalize == "phone_in":
+        checks.append(Check(f"{name}|phone", name, convertible, _quoted(header, "is not a 10-digit phone number", name)))
+    elif column.type in _TYPE_MESSAGES:
+        checks.append(Check(f"{name}|{column.type}", name, convertible, _quoted(header, _TYPE_MESSAGES[column.type], name)))
+    bounds = (
+        ("min", column.min, pl.Expr.__ge__, "is less than the minimum {}"),
+        ("max", column.max, pl.Expr.__le__, "is more than the maximum {}"),
+        ("greater_than", column.greater_than, pl.Expr.__gt__, "must be greater than {}"),
+        ("less_than", column.less_than, pl.Expr.__lt__, "must be less than {}"),
+    )
+    for rule, bound, compare, template in bounds:
+        if bound is not None:
+            ok = compare(value, bound).fill_null(True)
+            shown = int(bound) if float(bound).is_integer() else bound
+            checks.append(Check(f"{name}|{rule}", name, ok, _quoted(header, template.format(shown), name)))
+    return checks
+
+
+def table_checks(spec: TableSpec, headers: dict[str, str], cell_errors: pl.DataFrame) -> list[Check]:
+    """Every check for the columns the file provides, then the spec's cross-column rules."""
+    checks: list[Check] = []
+    for column in spec.columns:
+        if column.name in headers:
+            rows = cell_errors.filter(pl.col("column") == column.name)["__row"].to_list()
+            checks.extend(column_checks(column, headers[column.name], error_rows=rows))
+    for rule in spec.rules:
+        # A rule over a column the file lacks cannot be judged: the column is null, so it passes.
+        checks.append(Check(rule.name, None, rule.expr.fill_null(True), pl.lit(rule.message)))
+    return checks

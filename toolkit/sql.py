@@ -1,0 +1,105 @@
+"""SQL text built by pure functions; every identifier is quoted, never interpolated raw."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from toolkit.specs import TableSpec
+
+RUN_COLUMNS = ("_run_id", "_source_row")
+
+
+def quote(identifier: str) -> str:
+    """A DuckDB identifier in double quotes, embedded quotes doubled."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def column_list(names: Sequence[str], prefix: str = "") -> str:
+    return ", ".join(f"{prefix}{quote(n)}" for n in names)
+
+
+def create_table(spec: TableSpec) -> str:
+    columns = [f"{quote(c.name)} {c.sql_type}" + (" NOT NULL" if c.required else "") for c in spec.columns]
+    columns += ['"_run_id" VARCHAR NOT NULL', '"_source_row" BIGINT NOT NULL']
+    constraints = [f"PRIMARY KEY ({column_list(spec.key)})"]
+    constraints += [f"UNIQUE ({quote(name)})" for name in spec.unique_columns]
+    body = ",\n  ".join(columns + constraints)
+    return f"CREATE TABLE IF NOT EXISTS {quote(spec.table)} (\n  {body}\n)"
+
+
+def key_match(left: str, right: str, left_columns: Sequence[str], right_columns: Sequence[str] | None = None) -> str:
+    right_columns = right_columns or left_columns
+    return " AND ".join(f"{left}.{quote(a)} = {right}.{quote(b)}" for a, b in zip(left_columns, right_columns, strict=True))
+
+
+def existing_rows(spec: TableSpec, batch: str, columns: Sequence[str]) -> str:
+    """Rows of the table whose key appears in ``batch``, with the batch's ``__row``."""
+    return (
+        f"SELECT b.__row, {column_list(columns, 't.')} FROM {quote(batch)} b "
+        f"JOIN {quote(spec.table)} t ON {key_match('b', 't', spec.key)}"
+    )
+
+
+def unique_clashes(spec: TableSpec, batch: str, column: str) -> str:
+    """Batch rows whose unique ``column`` value belongs to another key in the table."""
+    other_key = " OR ".join(f"b.{quote(k)} IS DISTINCT FROM t.{quote(k)}" for k in spec.key)
+    return (
+        f"SELECT b.__row, {column_list(spec.key, 't.')} FROM {quote(batch)} b "
+        f"JOIN {quote(spec.table)} t ON b.{quote(column)} = t.{quote(column)} WHERE {other_key}"
+    )
+
+
+def missing_parents(batch: str, columns: Sequence[str], parent: str, parent_columns: Sequence[str]) -> str:
+    """Batch rows whose foreign key has no row in the parent table (the anti-join)."""
+    not_null = " AND ".join(f"b.{quote(c)} IS NOT NULL" for c in columns)
+    return (
+        f"SELECT b.__row FROM {quote(batch)} b ANTI JOIN {quote(parent)} p "
+        f"ON {key_match('b', 'p', columns, parent_columns)} WHERE {not_null}"
+    )
+
+
+def insert_new(spec: TableSpec, batch: str) -> str:
+    """Insert the batch, skipping any key already present: the anti-join dedupe, as a guard."""
+    names = [*spec.names, *RUN_COLUMNS]
+    return (
+        f"INSERT INTO {quote(spec.table)} ({column_list(names)}) "
+        f"SELECT {column_list(names, 'b.')} FROM {quote(batch)} b "
+        f"ANTI JOIN {quote(spec.table)} t ON {key_match('b', 't', spec.key)}"
+    )
+
+
+RUNS_DDL = """
+CREATE TABLE IF NOT EXISTS _runs (
+  run_id VARCHAR PRIMARY KEY,
+  file VARCHAR NOT NULL,
+  file_sha256 VARCHAR NOT NULL,
+  sheet VARCHAR,
+  table_name VARCHAR,
+  header_row INTEGER,
+  started_at TIMESTAMP NOT NULL,
+  finished_at TIMESTAMP,
+  status VARCHAR NOT NULL,
+  total BIGINT,
+  success BIGINT,
+  failed BIGINT,
+  inserted BIGINT,
+  skipped BIGINT,
+  duplicates BIGINT,
+  batch_size INTEGER,
+  toolkit_version VARCHAR,
+  unmapped_columns VARCHAR[],
+  warnings VARCHAR[]
+)
+"""
+
+REJECTS_DDL = """
+CREATE TABLE IF NOT EXISTS _rejects (
+  run_id VARCHAR NOT NULL,
+  table_name VARCHAR NOT NULL,
+  source_row BIGINT NOT NULL,
+  stage VARCHAR NOT NULL,
+  reasons VARCHAR[] NOT NULL,
+  errors STRUCT("column" VARCHAR, rule VARCHAR, message VARCHAR, "value" VARCHAR)[] NOT NULL,
+  raw MAP(VARCHAR, VARCHAR)
+)
+"""

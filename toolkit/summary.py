@@ -1,0 +1,153 @@
+"""The outcome of one ingestion: data first (``to_dict``), renderings second (HTML)."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+#: Keys of ``to_dict()`` that scripts rely on (the CLI's ``--json`` contract). Extend, don't break.
+CONTRACT_KEYS = (
+    "run_id",
+    "file",
+    "sheet",
+    "table",
+    "total",
+    "success",
+    "failed",
+    "inserted",
+    "skipped",
+    "duplicates",
+    "errors",
+    "unmapped_columns",
+)
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """Counts, failures and lineage of one sheet's ingestion.
+
+    Invariants: ``total == success + failed`` and ``success == inserted + skipped + duplicates``.
+    ``accepted`` and ``rejected`` are the rows themselves, as polars frames.
+    """
+
+    run_id: str
+    file: str
+    sheet: str
+    table: str
+    total: int
+    inserted: int
+    skipped: int
+    duplicates: int
+    failed: int
+    errors: tuple[dict[str, Any], ...]
+    unmapped_columns: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    status: str = "completed"
+    database: str | None = None
+    file_sha256: str = ""
+    header_row: int = 1
+    batch_size: int = 1000
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    toolkit_version: str = ""
+    accepted: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
+    rejected: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.total != self.success + self.failed:
+            raise AssertionError(f"row accounting broken: total {self.total} != success {self.success} + failed {self.failed}")
+
+    @property
+    def success(self) -> int:
+        return self.inserted + self.skipped + self.duplicates
+
+    @property
+    def failed_rows(self) -> list[int]:
+        return sorted({e["row"] for e in self.errors})
+
+    @property
+    def failures_by_rule(self) -> dict[str, int]:
+        return dict(Counter(e["rule"] for e in self.errors).most_common())
+
+    @property
+    def failures_by_column(self) -> dict[str, int]:
+        return dict(Counter(e["column"] or "(row)" for e in self.errors).most_common())
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data: the contract keys first, then finer counts and lineage."""
+        return {
+            "run_id": self.run_id,
+            "file": self.file,
+            "sheet": self.sheet,
+            "table": self.table,
+            "total": self.total,
+            "success": self.success,
+            "failed": self.failed,
+            "inserted": self.inserted,
+            "skipped": self.skipped,
+            "duplicates": self.duplicates,
+            "errors": [dict(e) for e in self.errors],
+            "unmapped_columns": list(self.unmapped_columns),
+            "warnings": list(self.warnings),
+            "failures_by_rule": self.failures_by_rule,
+            "failures_by_column": self.failures_by_column,
+            "status": self.status,
+            "database": self.database,
+            "file_sha256": self.file_sha256,
+            "header_row": self.header_row,
+            "batch_size": self.batch_size,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "seconds": self.seconds,
+            "toolkit_version": self.toolkit_version,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<IngestSummary {self.file} -> {self.table}: {self.total} rows, {self.inserted} inserted, "
+            f"{self.skipped} skipped, {self.duplicates} duplicates, {self.failed} failed>"
+        )
+
+    def to_html(self, path: str | None = None) -> str:
+        """A self-contained HTML page of this run; written to ``path`` when given."""
+        from toolkit.report import summary_html
+
+        page = summary_html([self])
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(page)
+        return page
+
+    def _repr_html_(self) -> str:
+        from toolkit.report import summary_fragment
+
+        return summary_fragment(self)
+
+    def text(self) -> str:
+        """A few readable lines for the terminal."""
+        lines = [
+            f"{self.file} [{self.sheet}] -> {self.table} ({self.status})",
+            f"  {self.total} rows: {self.success} ok ({self.inserted} inserted, {self.skipped} already present, "
+            f"{self.duplicates} duplicates in file), {self.failed} rejected",
+        ]
+        if self.unmapped_columns:
+            lines.append(f"  ignored columns: {', '.join(self.unmapped_columns)}")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        for rule, count in list(self.failures_by_rule.items())[:10]:
+            lines.append(f"  {count:>6} x {rule}")
+        return "\n".join(lines)
+
+
+def escape(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)

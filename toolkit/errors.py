@@ -10,7 +10,8 @@ Hierarchy::
     │                                no table spec matches the headers
     ├── SpecError                a table spec is malformed (names the spec and what is wrong)
     └── WarehouseError           the DuckDB warehouse cannot be used
-        └── WarehouseBusyError       another process holds the warehouse's write lock
+        ├── WarehouseBusyError       another process holds the warehouse's write lock
+        └── SchemaChangeError        a spec change the warehouse table cannot take
 
 Third-party errors (fastexcel, calamine, duckdb, Rust panics) are translated where the toolkit
 calls them, with ``raise ... from exc`` so the cause stays inspectable.
@@ -49,3 +50,7 @@ class WarehouseError(ToolkitError):
 
 class WarehouseBusyError(WarehouseError):
     """Another process is writing to the warehouse."""
+
+
+class SchemaChangeError(WarehouseError):
+    """A spec change the existing table cannot take (narrowing, new required column, new key)."""

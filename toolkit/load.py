@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from toolkit import sql
+from toolkit import schema, sql
 from toolkit.errors import WarehouseBusyError, WarehouseError
 from toolkit.specs import TableSpec
 from toolkit.validate import ERROR_SCHEMA, ROW, Validated
@@ -78,8 +78,9 @@ class Warehouse:
         return f"<Warehouse {self.path}>"
 
     def ensure_tables(self, specs: Sequence[TableSpec]) -> None:
+        """Create each spec's table, or evolve it (see toolkit.schema); refuses unsafe changes."""
         for spec in specs:
-            _run(self.con, sql.create_table(spec))
+            schema.apply(self.con, spec)
 
     def start_run(self, record: dict[str, Any], validated: Validated) -> None:
         """Record the run as running, with the rows validation rejected, in one transaction."""

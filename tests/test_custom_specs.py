@@ -148,3 +148,42 @@ def test_cli_reports_a_bad_spec_in_one_line(spec_file: Path, tmp_path: Path) -> 
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "unknown type 'when'" in done.stderr
+
+
+KEYLESS_SPEC = """
+table = "readings"
+
+[[columns]]
+name = "sensor"
+header = "Sensor"
+type = "text"
+required = true
+
+[[columns]]
+name = "value"
+header = "Value"
+type = "number"
+
+[[columns]]
+name = "tag"
+header = "Tag"
+type = "text"
+unique = true
+"""
+
+
+def test_a_spec_without_a_key_identifies_rows_by_all_their_values(tmp_path: Path, db: Path) -> None:
+    spec_file = tmp_path / "readings.toml"
+    spec_file.write_text(KEYLESS_SPEC, encoding="utf-8")
+    specs = toolkit.load_specs([spec_file])
+    rows = [["Sensor", "Value", "Tag"], ["s1", 1.5, None], ["s1", 1.5, None], ["s1", None, None], ["s2", 2, "t"], ["s3", 3, "t"]]
+    book = write_workbook(tmp_path / "readings.xlsx", rows)
+
+    first = toolkit.ingest(book, db=db, specs=specs)
+    # identical rows are duplicates; empty optional unique cells clash with nothing; a shared tag does
+    assert (first.inserted, first.duplicates, first.failed) == (2, 1, 2)
+    assert {e["rule"] for e in first.errors} == {"tag|unique"}
+    second = toolkit.ingest(book, db=db, specs=specs)
+    assert (second.inserted, second.skipped, second.duplicates, second.failed) == (0, 2, 1, 2)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM readings").fetchall()[0][0] == 2

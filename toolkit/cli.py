@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for a busy warehouse")
     ingest.add_argument("--log", type=Path, metavar="FILE", help="log every rejected row and the summaries to FILE")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    infer = commands.add_parser("infer", help="print a draft TOML table spec inferred from a sample workbook")
+    infer.add_argument("file", type=Path, metavar="WORKBOOK")
+    infer.add_argument("--sheet", help="sheet name (default: the first visible sheet)")
+    infer.add_argument("--table", help="table name (default: from the file name)")
+    infer.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: first non-empty)")
     return parser
 
 
@@ -56,8 +62,9 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    commands = {"ingest": _ingest, "infer": _infer}
     try:
-        return _ingest(args)
+        return commands[args.command](args)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -104,6 +111,13 @@ def _ingest(args: argparse.Namespace) -> int:
 
         args.report.write_text(summary_html(summaries), encoding="utf-8")
     return EXIT_OK if len(summaries) == len(outcomes) else EXIT_BAD_INPUT
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from toolkit.infer import infer_spec
+
+    print(infer_spec(args.file, sheet=args.sheet, table=args.table, header_row=args.header_row))
+    return EXIT_OK
 
 
 def _progress_bar(progress: Progress) -> None:

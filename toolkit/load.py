@@ -120,7 +120,7 @@ class Warehouse:
             with self.transaction():
                 batch_errors, same = classify(self.con, spec, batch, validated.headers)
                 keep = ~pl.col(ROW).is_in(pl.concat([batch_errors["row"], same]).implode())
-                inserted += self._insert_batch(spec, batch.filter(keep))
+                inserted += self._insert_batch(spec, batch.filter(keep), list(validated.headers))
                 self._insert_rejects(run_id, validated, batch_errors, stage="warehouse")
             skipped += same.len()
             errors.append(batch_errors)
@@ -138,12 +138,12 @@ class Warehouse:
     def transaction(self) -> _Transaction:
         return _Transaction(self.con)
 
-    def _insert_batch(self, spec: TableSpec, batch: pl.DataFrame) -> int:
+    def _insert_batch(self, spec: TableSpec, batch: pl.DataFrame, present: list[str]) -> int:
         if batch.is_empty():
             return 0
         self.con.register(BATCH_NAME, batch)
         try:
-            result = _run(self.con, sql.insert_new(spec, BATCH_NAME))
+            result = _run(self.con, sql.insert_new(spec, BATCH_NAME, present))
         finally:
             self.con.unregister(BATCH_NAME)
         return int(result[0][0]) if result else 0
@@ -217,7 +217,8 @@ def classify(
     con.register(BATCH_NAME, batch)
     try:
         if table_exists:
-            existing = con.sql(sql.existing_rows(spec, BATCH_NAME, present)).pl()
+            # unique(): without a key, several stored rows may equal a row on the columns it provides.
+            existing = con.sql(sql.existing_rows(spec, BATCH_NAME, present)).pl().unique(ROW, keep="first")
             same_rows, conflict_errors = _compare(existing, batch, spec, present, headers)
             errors.append(conflict_errors)
         for column in spec.unique_columns:
@@ -264,10 +265,10 @@ def _compare(
     errors = conflicts.select(
         pl.col(ROW).alias("row"),
         pl.when(pl.col("__changed_columns").list.len() == 1).then(pl.col("__changed_columns").list.first()).alias("column"),
-        pl.lit(f"{'+'.join(spec.key)}|conflict").alias("rule"),
+        pl.lit(f"{'+'.join(spec.identity)}|conflict").alias("rule"),
         pl.format(
             "{} is already in {} with different values: {}",
-            _key_label(spec.key, headers),
+            _key_label(spec.identity, headers),
             pl.lit(spec.table),
             pl.col("__changes").list.join("; "),
         ).alias("message"),
@@ -281,10 +282,10 @@ def _unique_errors(
 ) -> pl.DataFrame:
     if clashes.is_empty():
         return pl.DataFrame(schema=ERROR_SCHEMA)
-    owners = clashes.rename({k: f"{k}__owner" for k in spec.key})
+    owners = clashes.rename({k: f"{k}__owner" for k in spec.identity})
     joined = batch.select(ROW, column).join(owners, on=ROW).unique(ROW, keep="first", maintain_order=True)
     owner = pl.concat_str(
-        [pl.format(f"{headers.get(k, k)} {{}}", pl.col(f"{k}__owner").cast(pl.String)) for k in spec.key], separator=", "
+        [pl.format(f"{headers.get(k, k)} {{}}", pl.col(f"{k}__owner").cast(pl.String)) for k in spec.identity], separator=", "
     )
     return joined.select(
         pl.col(ROW).alias("row"),

@@ -21,30 +21,40 @@ def column_list(names: Sequence[str], prefix: str = "") -> str:
 def create_table(spec: TableSpec) -> str:
     columns = [f"{quote(c.name)} {c.sql_type}" + (" NOT NULL" if c.required else "") for c in spec.columns]
     columns += ['"_run_id" VARCHAR NOT NULL', '"_source_row" BIGINT NOT NULL']
-    constraints = [f"PRIMARY KEY ({column_list(spec.key)})"]
+    constraints = [f"PRIMARY KEY ({column_list(spec.key)})"] if spec.key else []
     constraints += [f"UNIQUE ({quote(name)})" for name in spec.unique_columns]
     body = ",\n  ".join(columns + constraints)
     return f"CREATE TABLE IF NOT EXISTS {quote(spec.table)} (\n  {body}\n)"
 
 
-def key_match(left: str, right: str, left_columns: Sequence[str], right_columns: Sequence[str] | None = None) -> str:
+def key_match(
+    left: str, right: str, left_columns: Sequence[str], right_columns: Sequence[str] | None = None, *, nulls_equal: bool = False
+) -> str:
     right_columns = right_columns or left_columns
-    return " AND ".join(f"{left}.{quote(a)} = {right}.{quote(b)}" for a, b in zip(left_columns, right_columns, strict=True))
+    op = "IS NOT DISTINCT FROM" if nulls_equal else "="
+    return " AND ".join(f"{left}.{quote(a)} {op} {right}.{quote(b)}" for a, b in zip(left_columns, right_columns, strict=True))
+
+
+def identity_match(spec: TableSpec, left: str, right: str, present: Sequence[str]) -> str:
+    """Rows are the same record: equal keys, or for a keyless spec equal in every provided column."""
+    if spec.key:
+        return key_match(left, right, spec.key)
+    return key_match(left, right, [c for c in spec.names if c in present], nulls_equal=True)
 
 
 def existing_rows(spec: TableSpec, batch: str, columns: Sequence[str]) -> str:
     """Rows of the table whose key appears in ``batch``, with the batch's ``__row``."""
     return (
         f"SELECT b.__row, {column_list(columns, 't.')} FROM {quote(batch)} b "
-        f"JOIN {quote(spec.table)} t ON {key_match('b', 't', spec.key)}"
+        f"JOIN {quote(spec.table)} t ON {identity_match(spec, 'b', 't', columns)}"
     )
 
 
 def unique_clashes(spec: TableSpec, batch: str, column: str) -> str:
     """Batch rows whose unique ``column`` value belongs to another key in the table."""
-    other_key = " OR ".join(f"b.{quote(k)} IS DISTINCT FROM t.{quote(k)}" for k in spec.key)
+    other_key = " OR ".join(f"b.{quote(k)} IS DISTINCT FROM t.{quote(k)}" for k in spec.identity)
     return (
-        f"SELECT b.__row, {column_list(spec.key, 't.')} FROM {quote(batch)} b "
+        f"SELECT b.__row, {column_list(spec.identity, 't.')} FROM {quote(batch)} b "
         f"JOIN {quote(spec.table)} t ON b.{quote(column)} = t.{quote(column)} WHERE {other_key}"
     )
 
@@ -58,13 +68,13 @@ def missing_parents(batch: str, columns: Sequence[str], parent: str, parent_colu
     )
 
 
-def insert_new(spec: TableSpec, batch: str) -> str:
+def insert_new(spec: TableSpec, batch: str, present: Sequence[str] | None = None) -> str:
     """Insert the batch, skipping any key already present: the anti-join dedupe, as a guard."""
     names = [*spec.names, *RUN_COLUMNS]
     return (
         f"INSERT INTO {quote(spec.table)} ({column_list(names)}) "
         f"SELECT {column_list(names, 'b.')} FROM {quote(batch)} b "
-        f"ANTI JOIN {quote(spec.table)} t ON {key_match('b', 't', spec.key)}"
+        f"ANTI JOIN {quote(spec.table)} t ON {identity_match(spec, 'b', 't', present or spec.names)}"
     )
 
 
@@ -88,8 +98,11 @@ CREATE TABLE IF NOT EXISTS _runs (
   batch_size INTEGER,
   toolkit_version VARCHAR,
   unmapped_columns VARCHAR[],
-  warnings VARCHAR[]
-)
+  warnings VARCHAR[],
+  headers VARCHAR[]
+);
+-- headers (the mapped headers as found, in the file's column order) came later: add it to older warehouses.
+ALTER TABLE _runs ADD COLUMN IF NOT EXISTS headers VARCHAR[]
 """
 
 REJECTS_DDL = """

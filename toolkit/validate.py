@@ -54,7 +54,8 @@ def validate(sheet: MappedSheet) -> Validated:
     errors = [_failures(judged.filter(~passed), checks, flags, headers)]
 
     good = judged.filter(passed).select(ROW, *spec.names)
-    good, duplicates, key_errors = _settle_shared_values(good, spec.key, present, headers, spec)
+    identity = spec.key or tuple(present)
+    good, duplicates, key_errors = _settle_shared_values(good, identity, present, headers, spec)
     errors.append(key_errors)
     for unique in spec.unique_columns:
         if unique in headers:
@@ -109,7 +110,11 @@ def _settle_shared_values(
     unique column, rows already have distinct keys, so any sharing is a conflict.
     """
     no_duplicates = pl.DataFrame(schema={ROW: pl.Int64, "__first_row": pl.Int64})
-    shared = good.filter(pl.struct(columns).is_duplicated() & pl.all_horizontal(pl.col(c).is_not_null() for c in columns))
+    # A keyless spec identifies a row by all its values, nulls included (a key is never null
+    # here: key columns are required); an empty optional unique cell clashes with nothing.
+    shared = good.filter(pl.struct(columns).is_duplicated())
+    if unique:
+        shared = shared.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in columns))
     if shared.is_empty():
         return good, no_duplicates, pl.DataFrame(schema=ERROR_SCHEMA)
     variants = pl.struct(present).n_unique().over(columns) if not unique else pl.lit(2)

@@ -7,6 +7,7 @@ its key, its foreign keys and cross-column rules written as SQL expressions. The
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -114,6 +115,11 @@ class TableSpec:
         return [column.name for column in self.columns]
 
     @property
+    def identity(self) -> tuple[str, ...]:
+        """The columns that identify a row: the key, or every column when the spec has no key."""
+        return self.key or tuple(self.names)
+
+    @property
     def unique_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.unique and (c.name,) != self.key]
 
@@ -150,12 +156,13 @@ def parse_spec(data: Mapping[str, Any], *, source: str = "<spec>") -> TableSpec:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise fail(f"column names declared twice: {', '.join(duplicates)}")
+    # No key: a row is identified by all its values (re-runs skip identical rows; no conflicts).
     key = tuple(data.get("key", ()))
-    if not key:
-        raise fail("'key' must list at least one column")
     unknown = [k for k in key if k not in names]
     if unknown:
         raise fail(f"key column {', '.join(map(repr, unknown))} is not declared in [[columns]]")
+    # A key column is required whether or not the spec says so: a row without its key has no identity.
+    columns = tuple(dataclasses.replace(c, required=True) if c.name in key else c for c in columns)
     rules = tuple(_parse_rule(raw, names, fail) for raw in data.get("rules", ()))
     foreign_keys = tuple(_parse_foreign_key(raw, names, fail) for raw in data.get("foreign_keys", ()))
     return TableSpec(

@@ -1,0 +1,495 @@
+"""The notebook app: pick workbooks, preview, run in the background, browse rejected rows, export.
+
+No pipeline logic lives here: the app calls :func:`toolkit.prepare`, :func:`toolkit.preview` and the
+loader the CLI uses, and renders their summaries.
+
+Two choices keep the app reliable in JupyterLab, Voilà, nbconvert and nbval alike:
+
+* Widgets are written only through their traits (``HTML.value``, ``IntProgress.value``...). Writing
+  into an ``Output`` widget from a callback (``with out:`` or ``out.clear_output()``) makes
+  nbconvert, papermill and Voilà hang in a few per cent of runs (an nbclient issue) and shows nbval
+  outputs that are not the cell's.
+* Preview and Run happen in one background thread, so the kernel keeps answering (the Cancel
+  button, the progress bar). A trait change is a comm message, which ipykernel hands to its IOPub
+  thread, so setting a trait from the worker is safe; the worker never touches anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import logging
+import math
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import ipywidgets as w
+import polars as pl
+
+from toolkit.errors import ToolkitError
+from toolkit.ingest import Prepared, load_prepared, prepare, preview
+from toolkit.load import Progress, Warehouse
+from toolkit.match import normalize_header
+from toolkit.read import ROW, sheet_names
+from toolkit.report import summary_html
+from toolkit.specs import TableSpec, load_order, load_specs
+from toolkit.summary import IngestSummary
+
+__all__ = ["IngestApp", "bar_chart"]
+
+log = logging.getLogger("toolkit")
+
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
+#: Larger reports get no download link: the link carries the whole page inside the notebook.
+MAX_DOWNLOAD_BYTES = 20 * 1024**2
+_ERROR_SCHEMA = {"row": pl.Int64, "column": pl.String, "rule": pl.String, "message": pl.String, "value": pl.String}
+_ROW_LEVEL = "(row)"  # the name summaries give failures that belong to no single column
+
+# Scoped under .tk-app: the report's own stylesheet styles <body> and would restyle JupyterLab.
+_STYLE = """<style>
+.tk-app .tk-counts{display:flex;gap:.5rem;flex-wrap:wrap;margin:.4rem 0}
+.tk-app .tk-count{border:1px solid #d0d7de;border-radius:6px;padding:.3rem .7rem;min-width:5.5rem}
+.tk-app .tk-count b{display:block;font-size:1.2rem}
+.tk-app .tk-ok b{color:#1a7f37}.tk-app .tk-bad b{color:#cf222e}
+.tk-app table.tk{border-collapse:collapse;margin:.4rem 0;font-size:.85rem}
+.tk-app table.tk th,.tk-app table.tk td{border:1px solid #d0d7de;padding:.15rem .45rem;text-align:left;vertical-align:top}
+.tk-app table.tk th{background:#f6f8fa}
+.tk-app .tk-bar{display:inline-block;height:.7rem;background:#cf222e;vertical-align:middle}
+.tk-app .tk-meta{color:#57606a;font-size:.85rem}
+.tk-app .tk-warn{color:#9a6700}
+.tk-app .tk-error{color:#cf222e;border-left:4px solid #cf222e;padding:.3rem .6rem;background:#fff5f5;margin:.3rem 0}
+.tk-app td.tk-cell-bad{background:#ffebe9;color:#82071e;font-weight:600}
+.tk-app ul.tk-reasons{margin:0;padding-left:1.1rem}
+</style>"""
+
+
+class IngestApp:
+    """An ipywidgets app over the toolkit; display it in a notebook (``IngestApp(...)`` as a cell's last line).
+
+    Args:
+        data_dir: folder whose workbooks are offered in the list (uploads are added to it).
+        db: the warehouse path shown in the form; the user may change it.
+        specs: table specs (default: the built-in ones).
+        batch_size: rows per commit shown in the form.
+        upload_dir: where uploaded workbooks are saved (default: a new temporary folder).
+        page_size: rejected rows per page.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: str | Path | None = None,
+        db: str | Path = "warehouse.duckdb",
+        specs: Mapping[str, TableSpec] | None = None,
+        batch_size: int = 1000,
+        upload_dir: str | Path | None = None,
+        page_size: int = 50,
+    ) -> None:
+        self.specs = dict(specs) if specs is not None else load_specs()
+        self.upload_dir = Path(upload_dir) if upload_dir else Path(tempfile.mkdtemp(prefix="toolkit-uploads-"))
+        self.page_size = page_size
+        self.summaries: list[IngestSummary] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._page = 0
+        self._errors = pl.DataFrame(schema=_ERROR_SCHEMA)
+
+        wide = {"description_width": "7rem"}
+        found = sorted(p for p in Path(data_dir).iterdir() if p.suffix.lower() in WORKBOOK_SUFFIXES) if data_dir else []
+        self.files = w.SelectMultiple(
+            options=[(p.name, str(p)) for p in found],
+            value=(str(found[0]),) if found else (),
+            rows=min(6, max(2, len(found))),
+            description="Workbooks",
+            style=wide,
+        )
+        self.upload = w.FileUpload(accept=",".join(WORKBOOK_SUFFIXES), multiple=True, description="Upload")
+        self.sheet = w.Dropdown(description="Sheet", style=wide)
+        self.table = w.Dropdown(
+            options=[("auto (from the headers)", None)] + [(name, name) for name in sorted(self.specs)],
+            description="Table",
+            style=wide,
+        )
+        self.batch_size = w.BoundedIntText(value=batch_size, min=1, max=10_000_000, description="Batch size", style=wide)
+        self.db = w.Text(value=str(db), description="Warehouse", style=wide, layout=w.Layout(width="60%"))
+        self.preview_button = w.Button(description="Preview", icon="eye", tooltip="Validate without writing")
+        self.run_button = w.Button(description="Run", icon="play", button_style="primary", tooltip="Load into the warehouse")
+        self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True, tooltip="Stop after the current batch")
+        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="40%"))
+        self.status = w.HTML()
+        self.message = w.HTML()
+        self.summary_view = w.HTML()
+
+        self.run_choice = w.Dropdown(description="Rejected rows of", style=wide, layout=w.Layout(display="none"))
+        self.rule_filter = w.Dropdown(description="Rule", style=wide)
+        self.column_filter = w.Dropdown(description="Column", style=wide)
+        self.prev_button = w.Button(description="Previous", icon="arrow-left", disabled=True)
+        self.next_button = w.Button(description="Next", icon="arrow-right", disabled=True)
+        self.page_label = w.HTML()
+        self.rejects_view = w.HTML()
+        self.export_button = w.Button(description="HTML report", icon="download", disabled=True)
+        self.export_view = w.HTML()
+
+        self.files.observe(self._on_files, names="value")
+        self.upload.observe(self._on_upload, names="value")
+        self.preview_button.on_click(lambda _: self.start_preview())
+        self.run_button.on_click(lambda _: self.start_run())
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.run_choice.observe(lambda _: self._select_summary(), names="value")
+        self.rule_filter.observe(lambda _: self._turn_page(0), names="value")
+        self.column_filter.observe(lambda _: self._turn_page(0), names="value")
+        self.prev_button.on_click(lambda _: self._turn_page(self._page - 1))
+        self.next_button.on_click(lambda _: self._turn_page(self._page + 1))
+        self.export_button.on_click(lambda _: self.export_html())
+
+        self.widget = w.VBox(
+            [
+                w.HTML(_STYLE),
+                w.HBox([self.files, self.upload]),
+                self.sheet,
+                self.table,
+                self.batch_size,
+                self.db,
+                w.HBox([self.preview_button, self.run_button, self.cancel_button]),
+                w.HBox([self.progress, self.status]),
+                self.message,
+                self.summary_view,
+                self.run_choice,
+                w.HBox([self.rule_filter, self.column_filter]),
+                w.HBox([self.prev_button, self.next_button, self.page_label]),
+                self.rejects_view,
+                w.HBox([self.export_button, self.export_view]),
+            ]
+        )
+        self.widget.add_class("tk-app")
+        self._on_files()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"<IngestApp {len(self.files.value)} workbook(s) -> {self.db.value}>"
+
+    # --- the form -------------------------------------------------------------------------
+
+    def select(self, *paths: str | Path, label: str = "") -> None:
+        """Choose these workbooks, adding them to the list if they are not in it."""
+        chosen = [str(p) for p in paths]
+        kept = [(text, value) for text, value in self.files.options if value not in chosen]
+        self.files.options = kept + [(f"{Path(p).name}{label}", p) for p in chosen]
+        self.files.value = tuple(chosen)
+
+    def _on_files(self, _: object = None) -> None:
+        self.message.value = ""
+        if len(self.files.value) != 1:
+            self.sheet.options = [("first visible sheet of each", None)]
+            self.sheet.disabled = True
+            return
+        self.sheet.disabled = False
+        try:
+            names = sheet_names(self.files.value[0])
+        except ToolkitError as exc:
+            self.sheet.options = [("first visible sheet", None)]
+            self._show_error(str(exc))
+            return
+        self.sheet.options = [("first visible sheet", None)] + [(name, name) for name in names]
+
+    def _on_upload(self, change: Mapping[str, Any]) -> None:
+        uploads = change["new"]
+        if not uploads:
+            return
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        saved = []
+        for item in uploads:
+            target = self.upload_dir / Path(str(item["name"])).name  # a name, never a path from the browser
+            target.write_bytes(bytes(item["content"]))
+            saved.append(str(target))
+        self.select(*saved, label=" (uploaded)")
+        self.upload.value = ()  # the saved copies are what count; don't keep the bytes twice
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def start_preview(self) -> None:
+        """Validate the chosen workbooks against the warehouse without writing (in the background)."""
+        self._start(self._preview_job)
+
+    def start_run(self) -> None:
+        """Ingest the chosen workbooks (in the background); parents load before children."""
+        self._start(self._run_job)
+
+    def cancel(self) -> None:
+        """Stop after the current batch: committed batches stay, the run is recorded as cancelled."""
+        self._stop.set()
+        self.cancel_button.disabled = True
+        self.status.value = "cancelling after the current batch…"
+
+    def wait(self, timeout: float | None = 120) -> None:
+        """Block until the background job ends (for scripts and tests)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                raise TimeoutError(f"the ingestion is still running after {timeout} s")
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _start(self, job: Callable[[list[Path]], None]) -> None:
+        if self.busy:
+            return
+        self.message.value = ""
+        paths = [Path(p) for p in self.files.value]
+        if not paths:
+            self._show_error("Pick a workbook from the list, or upload one.")
+            return
+        if not self.db.value.strip():
+            self._show_error("Give a warehouse path (a .duckdb file).")
+            return
+        self._stop.clear()
+        self._set_busy(True)
+        self._thread = threading.Thread(target=self._guarded, args=(job, paths), name="toolkit-app", daemon=True)
+        self._thread.start()
+
+    def _guarded(self, job: Callable[[list[Path]], None], paths: list[Path]) -> None:
+        # Everything the worker can raise ends here, as a message in the app: never a traceback.
+        try:
+            job(paths)
+        except ToolkitError as exc:
+            self._show_error(str(exc))
+        except duckdb.Error as exc:
+            self._show_error(f"{self.db.value}: cannot read the warehouse ({_first_line(exc)})")
+        except Exception as exc:  # a bug: say so in one line and keep the details in the log
+            log.exception("the notebook app failed")
+            self._show_error(f"unexpected {type(exc).__name__}: {_first_line(exc)}")
+        finally:
+            self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        for button in (self.preview_button, self.run_button, self.files, self.upload, self.db):
+            button.disabled = busy
+        self.cancel_button.disabled = not busy
+        self.export_button.disabled = busy or not self.summaries
+
+    def _options(self) -> dict[str, Any]:
+        return {"specs": self.specs, "table": self.table.value, "sheet": self.sheet.value}
+
+    def _preview_job(self, paths: list[Path]) -> None:
+        self.status.value = "previewing…"
+        summaries, failures = [], []
+        for path in paths:
+            try:
+                summaries.append(preview(path, db=self.db.value, **self._options()))
+            except ToolkitError as exc:
+                failures.append(str(exc))
+        note = "Preview: nothing was written. Counts are what a run would do now; a child table (loans) is judged "
+        note += "against the parents already in the warehouse."
+        self._show_results(summaries, failures, note=note)
+        self.status.value = f"previewed {len(summaries)} workbook(s)"
+
+    def _run_job(self, paths: list[Path]) -> None:
+        prepared: list[Prepared] = []
+        failures: list[str] = []
+        for path in paths:
+            self.status.value = f"reading {html.escape(path.name)}…"
+            try:
+                prepared.append(prepare(path, **self._options()))
+            except ToolkitError as exc:
+                failures.append(str(exc))
+        order = load_order([p.table for p in prepared], self.specs)
+        prepared.sort(key=lambda p: order.index(p.table))
+        summaries: list[IngestSummary] = []
+        try:
+            if prepared:
+                with Warehouse(self.db.value) as warehouse:
+                    for index, item in enumerate(prepared):
+                        if self._stop.is_set():
+                            failures.append(f"{item.path.name}: not started (cancelled)")
+                            continue
+                        self.progress.value, self.progress.max = 0, max(1, item.validated.accepted.height)
+                        summaries.append(
+                            load_prepared(
+                                item,
+                                warehouse,
+                                batch_size=self.batch_size.value,
+                                on_progress=functools.partial(self._on_progress, index=index, count=len(prepared)),
+                                should_stop=self._stop.is_set,
+                            )
+                        )
+        except ToolkitError as exc:
+            failures.append(str(exc))
+        self._show_results(summaries, failures)
+        inserted = sum(s.inserted for s in summaries)
+        cancelled = any(s.status == "cancelled" for s in summaries)
+        self.status.value = f"{'cancelled' if cancelled else 'done'}: {len(summaries)} run(s), {inserted:,} rows inserted"
+
+    def _on_progress(self, progress: Progress, index: int, count: int) -> None:
+        self.progress.max = max(1, progress.rows_total)
+        self.progress.value = progress.rows_done
+        self.status.value = (
+            f"workbook {index + 1} of {count}: {progress.rows_done:,} / {progress.rows_total:,} rows, "
+            f"{progress.batches_done} batch(es), {progress.rows_per_second:,.0f} rows/s"
+        )
+
+    # --- results ----------------------------------------------------------------------------
+
+    def _show_error(self, text: str) -> None:
+        self.message.value = f'<div class="tk-error">{html.escape(text)}</div>'
+
+    def _show_results(self, summaries: list[IngestSummary], failures: list[str], *, note: str = "") -> None:
+        self.summaries = summaries
+        parts = [f'<p class="tk-meta">{html.escape(note)}</p>'] if note else []
+        parts += [f'<div class="tk-error">{html.escape(f)}</div>' for f in failures]
+        parts += [s._repr_html_() for s in summaries]
+        self.summary_view.value = "\n".join(parts)
+        self.export_view.value = ""
+        choices = [(f"{Path(s.file).name} → {s.table} ({s.failed:,} rejected)", i) for i, s in enumerate(summaries)]
+        self.run_choice.options = choices
+        self.run_choice.layout.display = None if len(choices) > 1 else "none"
+        self.run_choice.value = 0 if choices else None
+        self._select_summary()
+
+    @property
+    def current(self) -> IngestSummary | None:
+        """The summary whose rejected rows are shown."""
+        index = self.run_choice.value
+        return self.summaries[index] if index is not None and index < len(self.summaries) else None
+
+    def _select_summary(self) -> None:
+        summary = self.current
+        errors = list(summary.errors) if summary else []
+        self._errors = pl.DataFrame(errors, schema=_ERROR_SCHEMA).with_columns(pl.col("column").fill_null(_ROW_LEVEL))
+        rules = summary.failures_by_rule if summary else {}
+        columns = summary.failures_by_column if summary else {}
+        self.rule_filter.options = [(f"all rules ({sum(rules.values()):,})", None)] + [
+            (f"{k} ({n:,})", k) for k, n in rules.items()
+        ]
+        self.column_filter.options = [("all columns", None)] + [(f"{k} ({n:,})", k) for k, n in columns.items()]
+        self.rule_filter.value = self.column_filter.value = None
+        self._turn_page(0)
+
+    def filtered_rows(self) -> pl.DataFrame:
+        """The current summary's rejected rows that pass the rule and column filters."""
+        summary = self.current
+        if summary is None or summary.rejected.is_empty():
+            return pl.DataFrame()
+        errors = self._errors
+        if self.rule_filter.value is not None:
+            errors = errors.filter(pl.col("rule") == self.rule_filter.value)
+        if self.column_filter.value is not None:
+            errors = errors.filter(pl.col("column") == self.column_filter.value)
+        return summary.rejected.filter(pl.col(ROW).is_in(errors["row"].implode()))
+
+    def _turn_page(self, page: int) -> None:
+        rows = self.filtered_rows()
+        pages = max(1, math.ceil(rows.height / self.page_size))
+        self._page = min(max(page, 0), pages - 1)
+        self.prev_button.disabled = self._page == 0
+        self.next_button.disabled = self._page >= pages - 1
+        summary = self.current
+        if summary is None or rows.is_empty():
+            self.page_label.value = ""
+            self.rejects_view.value = "<p>No rejected rows.</p>" if summary is not None else ""
+            return
+        start = self._page * self.page_size
+        shown = rows.slice(start, self.page_size)
+        self.page_label.value = (
+            f"rows {start + 1:,}–{start + shown.height:,} of {rows.height:,} · page {self._page + 1} of {pages}"
+        )
+        self.rejects_view.value = rejects_table(shown, self._errors, self.specs.get(summary.table))
+
+    def export_html(self) -> Path | None:
+        """Write the shown summaries as the toolkit's self-contained HTML report, next to the warehouse."""
+        if not self.summaries:
+            return None
+        folder = Path(self.db.value).expanduser().resolve().parent
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = folder / f"report-{self.summaries[0].run_id[:8]}-{stamp}.html"
+        try:
+            if len(self.summaries) == 1:
+                page = self.summaries[0].to_html(str(path))
+            else:
+                page = summary_html(self.summaries)
+                path.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            self._show_error(f"cannot write the report to {path}: {exc.strerror or exc}")
+            return None
+        self.export_view.value = _file_link(path, page.encode("utf-8"), "text/html")
+        return path
+
+
+def rejects_table(rows: pl.DataFrame, errors: pl.DataFrame, spec: TableSpec | None) -> str:
+    """Rejected rows as an HTML table: Excel row, every reason, the raw cells; failing cells highlighted."""
+    raw_columns = [c for c in rows.columns if c not in (ROW, "reasons", "rules")]
+    header_of = {c: c for c in raw_columns}
+    by_label: dict[str, str] = {}
+    if spec is not None:
+        for column in spec.columns:
+            header_of[column.name] = column.header
+            for label in (column.name, column.header, *column.aliases):
+                by_label.setdefault(normalize_header(label), column.name)
+    page_errors = errors.filter(pl.col("row").is_in(rows[ROW].implode()))
+    failing: dict[tuple[int, str], list[str]] = {}
+    for error in page_errors.iter_rows(named=True):
+        name = by_label.get(normalize_header(error["column"]), error["column"])
+        failing.setdefault((error["row"], name), []).append(error["message"])
+    head = "".join(f"<th>{html.escape(header_of[c])}</th>" for c in raw_columns)
+    body = []
+    for record in rows.iter_rows(named=True):
+        row = record[ROW]
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in record["reasons"])
+        cells = []
+        for c in raw_columns:
+            value = "" if record[c] is None else html.escape(str(record[c]))
+            messages = failing.get((row, c))
+            if messages:
+                cells.append(f'<td class="tk-cell-bad" title="{html.escape("; ".join(messages))}">{value or "∅"}</td>')
+            else:
+                cells.append(f"<td>{value}</td>")
+        body.append(f'<tr><td>{row}</td><td><ul class="tk-reasons">{reasons}</ul></td>{"".join(cells)}</tr>')
+    return f'<table class="tk"><tr><th>Excel row</th><th>reasons</th>{head}</tr>{"".join(body)}</table>'
+
+
+def bar_chart(counts: Mapping[str, int] | Sequence[tuple[str, int]], *, title: str = "", width: int = 640) -> str:
+    """A horizontal bar chart as inline SVG (no script, no external resource): label -> count."""
+    items = list(counts.items()) if isinstance(counts, Mapping) else list(counts)
+    bar_height, label_width, gap = 18, 220, 4
+    top = max((n for _, n in items), default=1) or 1
+    space = width - label_width - 60
+    lines = [f'<text x="0" y="14" font-weight="bold">{html.escape(title)}</text>'] if title else []
+    for i, (label, n) in enumerate(items):
+        y = (i + (1 if title else 0)) * (bar_height + gap) + 4
+        length = max(1, round(space * n / top))
+        lines.append(
+            f'<text x="{label_width - 6}" y="{y + 13}" text-anchor="end">{html.escape(str(label))}</text>'
+            f'<rect x="{label_width}" y="{y}" width="{length}" height="{bar_height}" fill="#cf222e"/>'
+            f'<text x="{label_width + length + 4}" y="{y + 13}">{n:,}</text>'
+        )
+    height = (len(items) + (1 if title else 0)) * (bar_height + gap) + 8
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="12">{"".join(lines)}</svg>'
+    )
+
+
+def _file_link(path: Path, content: bytes, mime: str) -> str:
+    # A file:// link is blocked from an http page and the server's /files/ URL depends on its root,
+    # so the link carries the file itself (a download that works in Lab and Voilà); the path is shown too.
+    where = f"written to <code>{html.escape(str(path))}</code>"
+    if len(content) > MAX_DOWNLOAD_BYTES:
+        return where
+    data = base64.b64encode(content).decode("ascii")
+    return (
+        f'{where} · <a download="{html.escape(path.name)}" href="data:{mime};base64,{data}">download {html.escape(path.name)}</a>'
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

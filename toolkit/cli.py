@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--spec", action="append", default=[], type=Path, metavar="PATH", help="TOML spec file or folder (repeatable)"
     )
+    ingest.add_argument(
+        "--on-conflict",
+        choices=("reject", "update"),
+        default="reject",
+        help="a row whose key is stored with other values: reject it (default) or update the stored row",
+    )
     ingest.add_argument("--json", action="store_true", help="print one JSON object per sheet (JSON Lines)")
     ingest.add_argument("--report", type=Path, metavar="PATH.html", help="also write a self-contained HTML report")
     ingest.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for a busy warehouse")
@@ -97,6 +103,7 @@ def _ingest(args: argparse.Namespace) -> int:
         header_row=args.header_row,
         on_progress=_progress_bar if show_progress else None,
         wait=args.wait,
+        on_conflict=args.on_conflict,
     )
     summaries = [o for o in outcomes if isinstance(o, IngestSummary)]
     for outcome in outcomes:

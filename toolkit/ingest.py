@@ -13,10 +13,10 @@ from pathlib import Path
 import polars as pl
 
 from toolkit import __version__
-from toolkit.errors import ToolkitError
+from toolkit.errors import SchemaChangeError, ToolkitError
 from toolkit.load import Progress, Warehouse, classify
 from toolkit.match import MappedSheet, map_sheet
-from toolkit.read import read_grid
+from toolkit.read import Grid, read_grid
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
 from toolkit.validate import ERROR_SCHEMA, ROW, Validated, validate
@@ -34,6 +34,8 @@ class Prepared:
     validated: Validated
     sha256: str
     sheet_name: str
+    #: The mapped headers as found, in the file's column order (``sheet.headers`` is in spec order).
+    header_order: tuple[str, ...] = ()
 
     @property
     def table(self) -> str:
@@ -65,7 +67,14 @@ def prepare(
     mapped = map_sheet(grid, specs, table=table, header_row=header_row)
     with path.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return Prepared(path, mapped, validate(mapped), digest, grid.sheet)
+    return Prepared(path, mapped, validate(mapped), digest, grid.sheet, _header_order(grid, mapped))
+
+
+def _header_order(grid: Grid, mapped: MappedSheet) -> tuple[str, ...]:
+    # Recorded in _runs so the fix-it workbook can give the user back their own column order.
+    cells = grid.cells.filter(pl.col(ROW) == mapped.header_row).row(0, named=True)
+    found = set(mapped.headers.values())
+    return tuple(dict.fromkeys(text for letter in grid.letters if (text := (cells[letter] or "").strip()) in found))
 
 
 def ingest(
@@ -82,12 +91,14 @@ def ingest(
     clock: Clock = datetime.now,
     run_id: str | None = None,
     wait: float = 0.0,
+    on_conflict: str = "reject",
 ) -> IngestSummary:
     """Ingest one sheet of a workbook into the DuckDB warehouse at ``db``.
 
     Structural problems (unreadable file, missing sheet or required column) raise a
     :class:`~toolkit.errors.ToolkitError` before anything is written; bad rows are reported
-    in the summary and the ``_rejects`` table.
+    in the summary and the ``_rejects`` table. ``on_conflict="update"`` replaces stored rows whose
+    key is present with other values (counted as ``updated``, changes kept in ``_changes``).
     """
     prepared = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
     with Warehouse(db, wait=wait) as warehouse:
@@ -99,6 +110,7 @@ def ingest(
             should_stop=should_stop,
             clock=clock,
             run_id=run_id,
+            on_conflict=on_conflict,
         )
 
 
@@ -114,6 +126,7 @@ def ingest_many(
     on_progress: Callable[[Progress], None] | None = None,
     clock: Clock = datetime.now,
     wait: float = 0.0,
+    on_conflict: str = "reject",
 ) -> list[IngestSummary | ToolkitError]:
     """Ingest several files into one warehouse; parents load before children (customers
     before loans). A bad file yields its error in the result list; the others still load."""
@@ -132,9 +145,18 @@ def ingest_many(
         try:
             with Warehouse(db, wait=wait) as warehouse:
                 for index in queue:
-                    outcomes[index] = load_prepared(
-                        prepared[index], warehouse, batch_size=batch_size, on_progress=on_progress, clock=clock
-                    )
+                    try:
+                        outcomes[index] = load_prepared(
+                            prepared[index],
+                            warehouse,
+                            batch_size=batch_size,
+                            on_progress=on_progress,
+                            clock=clock,
+                            on_conflict=on_conflict,
+                        )
+                    except SchemaChangeError as exc:  # this table cannot take the spec; others may
+                        log.error("%s: %s", prepared[index].path.name, exc)
+                        outcomes[index] = exc
         except ToolkitError as exc:
             log.error("%s", exc)
             for index in queue:
@@ -153,6 +175,7 @@ def load_prepared(
     should_stop: Callable[[], bool] | None = None,
     clock: Clock = datetime.now,
     run_id: str | None = None,
+    on_conflict: str = "reject",
 ) -> IngestSummary:
     """Load a prepared sheet through an open warehouse and record the run."""
     validated = prepared.validated
@@ -160,8 +183,16 @@ def load_prepared(
     run_id = run_id or uuid.uuid4().hex
     started = clock()
     warehouse.ensure_tables([spec])
-    warehouse.start_run(_run_record(prepared, run_id, started, batch_size), validated)
-    outcome = warehouse.load(validated, run_id=run_id, batch_size=batch_size, on_progress=on_progress, should_stop=should_stop)
+    record = {**_run_record(prepared, run_id, started, batch_size), "on_conflict": on_conflict}
+    warehouse.start_run(record, validated)
+    outcome = warehouse.load(
+        validated,
+        run_id=run_id,
+        batch_size=batch_size,
+        on_progress=on_progress,
+        should_stop=should_stop,
+        on_conflict=on_conflict,
+    )
     duplicates = validated.duplicates
     # A duplicate follows the row it repeats: rejected by the warehouse, it is rejected too.
     inherited = duplicates.join(outcome.errors.rename({"row": "__first_row"}), on="__first_row").select(
@@ -181,6 +212,7 @@ def load_prepared(
         total=total,
         inserted=outcome.inserted,
         skipped=outcome.skipped,
+        updated=outcome.updated,
         duplicates=n_duplicates,
         failed=len(failed_rows),
         errors=tuple(errors.to_dicts()),
@@ -197,7 +229,7 @@ def load_prepared(
         accepted=validated.accepted.filter(~pl.col(ROW).is_in(list(failed_rows | unprocessed))),
         rejected=_rejected_frame(validated, errors),
     )
-    counts = {k: summary.to_dict()[k] for k in ("total", "success", "failed", "inserted", "skipped", "duplicates")}
+    counts = {k: summary.to_dict()[k] for k in ("total", "success", "failed", "inserted", "skipped", "duplicates", "updated")}
     counts["warnings"] = list(summary.warnings)
     assert summary.finished_at is not None
     warehouse.finish_run(run_id, counts, status=summary.status, finished_at=summary.finished_at)
@@ -281,6 +313,7 @@ def _run_record(prepared: Prepared, run_id: str, started: datetime, batch_size: 
         "batch_size": batch_size,
         "toolkit_version": __version__,
         "unmapped_columns": list(prepared.sheet.unmapped_columns),
+        "headers": list(prepared.header_order),
     }
 
 

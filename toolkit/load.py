@@ -48,6 +48,7 @@ class LoadOutcome:
     errors: pl.DataFrame  # ERROR_SCHEMA, warehouse-stage rejections
     rows_done: int  # accepted rows judged against the warehouse (all of them unless cancelled)
     cancelled: bool = False
+    updated: int = 0
 
 
 class Warehouse:
@@ -58,7 +59,11 @@ class Warehouse:
         self.con = _connect(self.path, wait)
         try:
             _run(self.con, sql.RUNS_DDL)
+            for column, sql_type in sql.RUNS_ADDED_COLUMNS:
+                # warehouses made by an older toolkit get the audit columns added since
+                _run(self.con, f"ALTER TABLE _runs ADD COLUMN IF NOT EXISTS {sql.quote(column)} {sql_type}")
             _run(self.con, sql.REJECTS_DDL)
+            _run(self.con, sql.CHANGES_DDL)
             # We hold the file's write lock, so a run still marked running died with its process.
             _run(self.con, "UPDATE _runs SET status = 'interrupted' WHERE status = 'running'")
         except duckdb.Error as exc:
@@ -105,31 +110,42 @@ class Warehouse:
         batch_size: int = 1000,
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        on_conflict: str = "reject",
     ) -> LoadOutcome:
-        """Load the accepted rows in batches of ``batch_size``, one transaction each."""
+        """Load the accepted rows in batches of ``batch_size``, one transaction each.
+
+        ``on_conflict="update"`` replaces the provided columns of rows whose key is present with
+        other values, in the same batch transaction, and records each change in ``_changes``.
+        """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if on_conflict not in ON_CONFLICT:
+            raise ValueError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}, got {on_conflict!r}")
         spec = validated.spec
         rows = validated.accepted.with_columns(_run_id=pl.lit(run_id), _source_row=pl.col(ROW))
-        inserted = skipped = batches = rows_done = 0
+        inserted = skipped = updated = batches = rows_done = 0
         errors = [pl.DataFrame(schema=ERROR_SCHEMA)]
         started = time.perf_counter()
         for batch in rows.iter_slices(batch_size):
             if should_stop is not None and should_stop():
-                return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done, cancelled=True)
+                return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done, cancelled=True, updated=updated)
             with self.transaction():
-                batch_errors, same = classify(self.con, spec, batch, validated.headers)
-                keep = ~pl.col(ROW).is_in(pl.concat([batch_errors["row"], same]).implode())
-                inserted += self._insert_batch(spec, batch.filter(keep), list(validated.headers))
-                self._insert_rejects(run_id, validated, batch_errors, stage="warehouse")
-            skipped += same.len()
-            errors.append(batch_errors)
+                judged = judge(self.con, spec, batch, validated.headers, on_conflict=on_conflict)
+                handled = pl.concat([judged.errors["row"], judged.same, judged.updates]).implode()
+                inserted += self._insert_batch(spec, batch.filter(~pl.col(ROW).is_in(handled)), list(validated.headers))
+                if judged.updates.len():
+                    self._update_rows(spec, batch.filter(pl.col(ROW).is_in(judged.updates.implode())), list(validated.headers))
+                    self._insert_changes(run_id, spec, judged.changes)
+                self._insert_rejects(run_id, validated, judged.errors, stage="warehouse")
+            skipped += judged.same.len()
+            updated += judged.updates.len()
+            errors.append(judged.errors)
             batches += 1
             rows_done += batch.height
             if on_progress is not None:
                 elapsed = time.perf_counter() - started
                 on_progress(Progress(rows_done, rows.height, batches, elapsed))
-        return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done)
+        return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done, updated=updated)
 
     def record_rejects(self, run_id: str, validated: Validated, errors: pl.DataFrame, *, stage: str) -> None:
         with self.transaction():
@@ -147,6 +163,28 @@ class Warehouse:
         finally:
             self.con.unregister(BATCH_NAME)
         return int(result[0][0]) if result else 0
+
+    def _update_rows(self, spec: TableSpec, rows: pl.DataFrame, present: list[str]) -> None:
+        self.con.register(BATCH_NAME, rows)
+        try:
+            _run(self.con, sql.update_rows(spec, BATCH_NAME, present))
+        finally:
+            self.con.unregister(BATCH_NAME)
+
+    def _insert_changes(self, run_id: str, spec: TableSpec, changes: pl.DataFrame) -> None:
+        frame = changes.select(
+            pl.lit(run_id).alias("run_id"),
+            pl.lit(spec.table).alias("table_name"),
+            pl.col("row").alias("source_row"),
+            "column",
+            "old_value",
+            "new_value",
+        )
+        self.con.register("__toolkit_changes", frame)
+        try:
+            _run(self.con, "INSERT INTO _changes SELECT * FROM __toolkit_changes")
+        finally:
+            self.con.unregister("__toolkit_changes")
 
     def _insert_rejects(self, run_id: str, validated: Validated, errors: pl.DataFrame, *, stage: str) -> None:
         if errors.is_empty():
@@ -202,25 +240,49 @@ class _Transaction:
             self.con.rollback()
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """How a batch of accepted rows meets the warehouse."""
+
+    errors: pl.DataFrame  # ERROR_SCHEMA: conflicts (in reject mode), unique clashes, missing parents
+    same: pl.Series  # rows already present with the same values: skipped
+    updates: pl.Series  # rows whose key is present with other values, to update (update mode only)
+    changes: pl.DataFrame  # CHANGE_SCHEMA: old and new value of each changed column of those rows
+
+
+CHANGE_SCHEMA = {"row": pl.Int64, "column": pl.String, "old_value": pl.String, "new_value": pl.String}
+ON_CONFLICT = ("reject", "update")
+
+
 def classify(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pl.DataFrame, headers: dict[str, str]
 ) -> tuple[pl.DataFrame, pl.Series]:
-    """Judge rows against the warehouse: (errors, rows already present with the same values).
+    """Judge rows against the warehouse: (errors, rows already present with the same values)."""
+    judgement = judge(con, spec, batch, headers)
+    return judgement.errors, judgement.same
+
+
+def judge(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pl.DataFrame, headers: dict[str, str], *, on_conflict: str = "reject"
+) -> Judgement:
+    """Judge rows against the warehouse; reads only, the caller decides what to write.
 
     Only the columns the file provides are compared: an optional column the file lacks is not a
-    difference. Reads only; the caller decides what to write.
+    difference. With ``on_conflict="update"`` a row whose key is present with other values is an
+    update instead of a conflict, unless it fails another check.
     """
     present = [c for c in spec.names if c in headers]
     errors: list[pl.DataFrame] = [pl.DataFrame(schema=ERROR_SCHEMA)]
     same_rows = pl.Series(ROW, [], dtype=pl.Int64)
+    conflicts = pl.DataFrame(schema=ERROR_SCHEMA)
+    changes = pl.DataFrame(schema=CHANGE_SCHEMA)
     table_exists = _table_exists(con, spec.table)
     con.register(BATCH_NAME, batch)
     try:
         if table_exists:
             # unique(): without a key, several stored rows may equal a row on the columns it provides.
             existing = con.sql(sql.existing_rows(spec, BATCH_NAME, present)).pl().unique(ROW, keep="first")
-            same_rows, conflict_errors = _compare(existing, batch, spec, present, headers)
-            errors.append(conflict_errors)
+            same_rows, conflicts, changes = _compare(existing, batch, spec, present, headers)
         for column in spec.unique_columns:
             if column in headers and table_exists:
                 clashes = con.sql(sql.unique_clashes(spec, BATCH_NAME, column)).pl()
@@ -234,16 +296,24 @@ def classify(
             errors.append(_orphan_errors(orphans, batch, fk.columns, fk.references, headers))
     finally:
         con.unregister(BATCH_NAME)
-    all_errors = pl.concat(errors).sort("row", maintain_order=True)
+    other_errors = pl.concat(errors)
+    if on_conflict == "update":
+        updates = conflicts.filter(~pl.col("row").is_in(other_errors["row"].implode()))["row"].alias(ROW)
+        all_errors = pl.concat([other_errors, conflicts.filter(~pl.col("row").is_in(updates.implode()))])
+    else:
+        updates = pl.Series(ROW, [], dtype=pl.Int64)
+        all_errors = pl.concat([other_errors, conflicts])
+    all_errors = all_errors.sort("row", maintain_order=True)
     same = same_rows.filter(~same_rows.is_in(all_errors["row"].implode()))
-    return all_errors, same
+    return Judgement(all_errors, same, updates, changes.filter(pl.col("row").is_in(updates.implode())))
 
 
 def _compare(
     existing: pl.DataFrame, batch: pl.DataFrame, spec: TableSpec, present: list[str], headers: dict[str, str]
-) -> tuple[pl.Series, pl.DataFrame]:
+) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame]:
+    """(rows identical to the stored row, conflict errors, changes column by column)."""
     if existing.is_empty():
-        return pl.Series(ROW, [], dtype=pl.Int64), pl.DataFrame(schema=ERROR_SCHEMA)
+        return pl.Series(ROW, [], dtype=pl.Int64), pl.DataFrame(schema=ERROR_SCHEMA), pl.DataFrame(schema=CHANGE_SCHEMA)
     ours = batch.select(ROW, *present).join(existing, on=ROW, suffix="__old")
     compared = [c for c in present if c not in spec.key]
     differs = {c: pl.col(c).ne_missing(pl.col(f"{c}__old")) for c in compared}
@@ -274,7 +344,16 @@ def _compare(
         ).alias("message"),
         pl.lit(None, dtype=pl.String).alias("value"),
     )
-    return same, errors
+    changes = [
+        conflicts.filter(differs[c]).select(
+            pl.col(ROW).alias("row"),
+            pl.lit(headers[c]).alias("column"),
+            pl.col(f"{c}__old").cast(pl.String).alias("old_value"),
+            pl.col(c).cast(pl.String).alias("new_value"),
+        )
+        for c in compared
+    ]
+    return same, errors, pl.concat([pl.DataFrame(schema=CHANGE_SCHEMA), *changes]).sort("row", maintain_order=True)
 
 
 def _unique_errors(

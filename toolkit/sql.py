@@ -78,6 +78,27 @@ def insert_new(spec: TableSpec, batch: str, present: Sequence[str] | None = None
     )
 
 
+def update_rows(spec: TableSpec, batch: str, present: Sequence[str]) -> str:
+    """Replace the provided columns (and lineage) of stored rows with the batch's values."""
+    columns = [c for c in spec.names if c in present and c not in spec.key] + list(RUN_COLUMNS)
+    assignments = ", ".join(f"{quote(c)} = b.{quote(c)}" for c in columns)
+    return f"UPDATE {quote(spec.table)} AS t SET {assignments} FROM {quote(batch)} b WHERE {key_match('b', 't', spec.key)}"
+
+
+#: Columns added to ``_runs`` after its first release: added to older warehouses on open.
+RUNS_ADDED_COLUMNS = (("updated", "BIGINT"), ("on_conflict", "VARCHAR"))
+
+CHANGES_DDL = """
+CREATE TABLE IF NOT EXISTS _changes (
+  run_id VARCHAR NOT NULL,
+  table_name VARCHAR NOT NULL,
+  source_row BIGINT NOT NULL,
+  "column" VARCHAR NOT NULL,
+  old_value VARCHAR,
+  new_value VARCHAR
+)
+"""
+
 RUNS_DDL = """
 CREATE TABLE IF NOT EXISTS _runs (
   run_id VARCHAR PRIMARY KEY,

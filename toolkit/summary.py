@@ -31,7 +31,8 @@ CONTRACT_KEYS = (
 class IngestSummary:
     """Counts, failures and lineage of one sheet's ingestion.
 
-    Invariants: ``total == success + failed`` and ``success == inserted + skipped + duplicates``.
+    Invariants: ``total == success + failed`` and
+    ``success == inserted + skipped + duplicates + updated``.
     ``accepted`` and ``rejected`` are the rows themselves, as polars frames.
     """
 
@@ -45,6 +46,8 @@ class IngestSummary:
     duplicates: int
     failed: int
     errors: tuple[dict[str, Any], ...]
+    #: rows whose stored values were replaced (only with ``on_conflict="update"``)
+    updated: int = 0
     unmapped_columns: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     status: str = "completed"
@@ -64,7 +67,7 @@ class IngestSummary:
 
     @property
     def success(self) -> int:
-        return self.inserted + self.skipped + self.duplicates
+        return self.inserted + self.skipped + self.duplicates + self.updated
 
     @property
     def failed_rows(self) -> list[int]:
@@ -97,6 +100,7 @@ class IngestSummary:
             "inserted": self.inserted,
             "skipped": self.skipped,
             "duplicates": self.duplicates,
+            "updated": self.updated,
             "errors": [dict(e) for e in self.errors],
             "unmapped_columns": list(self.unmapped_columns),
             "warnings": list(self.warnings),
@@ -120,7 +124,7 @@ class IngestSummary:
         )
 
     def to_html(self, path: str | None = None) -> str:
-        """A self-contained HTML page of this run; written to ``path`` when given."""
+        """A self-contained HTML page of this run (no scripts, opens offline); written to ``path`` when given."""
         from toolkit.report import summary_html
 
         page = summary_html([self])
@@ -130,6 +134,7 @@ class IngestSummary:
         return page
 
     def _repr_html_(self) -> str:
+        # The same content as to_html(), styles included, so a notebook shows the whole report inline.
         from toolkit.report import summary_fragment
 
         return summary_fragment(self)
@@ -138,8 +143,9 @@ class IngestSummary:
         """A few readable lines for the terminal."""
         lines = [
             f"{self.file} [{self.sheet}] -> {self.table} ({self.status})",
-            f"  {self.total} rows: {self.success} ok ({self.inserted} inserted, {self.skipped} already present, "
-            f"{self.duplicates} duplicates in file), {self.failed} rejected",
+            f"  {self.total} rows: {self.success} ok ({self.inserted} inserted, "
+            + (f"{self.updated} updated, " if self.updated else "")
+            + f"{self.skipped} already present, {self.duplicates} duplicates in file), {self.failed} rejected",
         ]
         if self.unmapped_columns:
             lines.append(f"  ignored columns: {', '.join(self.unmapped_columns)}")

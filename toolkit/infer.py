@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from toolkit.errors import SheetError
-from toolkit.match import HEADER_SEARCH_ROWS
+from toolkit.match import HEADER_SEARCH_ROWS, normalize_header
 from toolkit.read import ROW, read_grid
 from toolkit.rules import convert, raw_name
 from toolkit.specs import Column
@@ -54,8 +54,10 @@ def infer_columns(path: str | Path, *, sheet: str | int | None = None, header_ro
     grid = read_grid(path, sheet=sheet)
     letters = grid.letters
     cells = grid.cells
-    non_blank = cells.filter(pl.any_horizontal(pl.col(c).str.strip_chars().fill_null("") != "" for c in letters))
-    if non_blank.is_empty():
+    non_blank = (
+        cells.filter(pl.any_horizontal(pl.col(c).str.strip_chars().fill_null("") != "" for c in letters)) if letters else cells
+    )
+    if not letters or non_blank.is_empty():
         raise SheetError(f"{Path(path).name}, sheet {grid.sheet!r}: the sheet is empty (no header row, no data)")
     header_at = header_row if header_row is not None else int(non_blank[ROW][0])
     if header_at > max(HEADER_SEARCH_ROWS, int(non_blank[ROW][0])) and header_row is None:
@@ -64,11 +66,13 @@ def infer_columns(path: str | Path, *, sheet: str | int | None = None, header_ro
     data = non_blank.filter(pl.col(ROW) > header_at)
     error_letters = set(grid.cell_errors["letter"].to_list())
     taken: set[str] = set()
+    seen_headers: set[str] = set()
     columns = []
     for letter in letters:
         text = (header.get(letter) or "").strip()
-        if not text:
-            continue  # a column without a header cannot be matched; the spec leaves it out
+        if not text or normalize_header(text) in seen_headers:
+            continue  # no header, or a repeated one: it cannot be matched, so the spec leaves it out
+        seen_headers.add(normalize_header(text))
         name = column_name(text, taken)
         raw = data.select(pl.col(letter).alias(raw_name(name)))
         columns.append(_infer_one(name, text, raw, has_errors=letter in error_letters))
@@ -93,8 +97,12 @@ def _infer_one(name: str, header: str, raw: pl.DataFrame, *, has_errors: bool) -
             break
     unique = values.len() > 0 and values.n_unique() == values.len()
     low = high = None
-    if chosen in ("integer", "number", "date", "datetime") and values.len():
+    if chosen in ("integer", "number") and values.len():
         low, high = values.min(), values.max()
+    elif chosen in ("date", "datetime") and values.len():
+        # as text: a date past year 9999 exists in polars but not in Python's datetime
+        frame = values.to_frame("v")
+        low, high = frame.select(pl.col("v").min().cast(pl.String), pl.col("v").max().cast(pl.String).alias("w")).row(0)
     return InferredColumn(name, header, chosen, required, unique, low, high)
 
 
@@ -131,9 +139,11 @@ def infer_spec(
         ]
         if column.unique and column.name not in key:
             lines.append("# unique = true  # unique in the sample")
-        if column.low is not None:
+        if column.low is not None and column.type in ("integer", "number"):
             lines.append(f"# min = {_toml_value(column.low)}  # smallest in the sample")
             lines.append(f"# max = {_toml_value(column.high)}  # largest in the sample")
+        elif column.low is not None:
+            lines.append(f"# in the sample: from {column.low} to {column.high}")
         lines.append("")
     return "\n".join(lines)
 

@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--sheet", help="sheet name (default: the first visible sheet)")
     infer.add_argument("--table", help="table name (default: from the file name)")
     infer.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: first non-empty)")
+
+    report = commands.add_parser("report", help="write an HTML report of past runs from the warehouse")
+    report.add_argument("--db", type=Path, default=Path("warehouse.duckdb"), help="DuckDB file (default: %(default)s)")
+    which = report.add_mutually_exclusive_group()
+    which.add_argument("--run", action="append", default=[], metavar="RUN_ID", help="a run to report (repeatable)")
+    which.add_argument("--last", type=_positive, metavar="N", help="the N most recent runs (default: 1)")
+    report.add_argument("--out", type=Path, required=True, metavar="PATH.html", help="the HTML file to write")
+
     return parser
 
 
@@ -68,7 +76,7 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"ingest": _ingest, "infer": _infer}
+    commands = {"ingest": _ingest, "infer": _infer, "report": _report}
     try:
         return commands[args.command](args)
     except ToolkitError as exc:
@@ -124,6 +132,15 @@ def _infer(args: argparse.Namespace) -> int:
     from toolkit.infer import infer_spec
 
     print(infer_spec(args.file, sheet=args.sheet, table=args.table, header_row=args.header_row))
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from toolkit.report import warehouse_html
+
+    page = warehouse_html(args.db, run_ids=args.run, last=args.last)
+    args.out.write_text(page, encoding="utf-8")
+    print(f"wrote {args.out}")
     return EXIT_OK
 
 

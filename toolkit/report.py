@@ -1,107 +1,278 @@
-"""Run summaries as self-contained HTML: no scripts, no external resources, every value escaped."""
+"""Runs as self-contained HTML: no scripts, no external resources, every value escaped.
+
+The markup is XHTML-compatible (every element closed, only XML's five entities) so a test can
+parse a page as XML; charts are inline SVG. Nothing here reads a clock: the same run renders to
+the same bytes, and the page shows the times the run recorded.
+"""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from datetime import datetime
+from pathlib import Path
 
-from toolkit.summary import escape
+from toolkit.runs import MAX_ROWS_SHOWN, RejectedRow, RunReport, from_summary, read_runs
+from toolkit.summary import IngestSummary
 
-if TYPE_CHECKING:
-    from toolkit.summary import IngestSummary
+#: Bars drawn per chart; the table beside it lists every entry.
+MAX_BARS = 20
+# Characters XML forbids (and HTML calls parse errors); a cell can still hold them.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
-#: Rejected rows shown per run before pointing to the ``_rejects`` table.
-MAX_ERRORS_SHOWN = 500
-
+# Scoped to .tk-report so the same rules can sit inside a notebook without touching its styles.
 _STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#1f2328}
-.tk-run{margin-bottom:2.5rem}
-.tk-run h2{font-size:1.2rem;margin:.2rem 0}
-.tk-counts{display:flex;gap:.6rem;flex-wrap:wrap;margin:.6rem 0}
-.tk-count{border:1px solid #d0d7de;border-radius:6px;padding:.4rem .8rem;min-width:6rem}
-.tk-count b{display:block;font-size:1.3rem}
-.tk-ok b{color:#1a7f37}.tk-bad b{color:#cf222e}
-table.tk{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-table.tk th,table.tk td{border:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top}
-table.tk th{background:#f6f8fa}
-.tk-bar{display:inline-block;height:.8rem;background:#cf222e;vertical-align:middle}
-.tk-meta{color:#57606a;font-size:.85rem}
-.tk-warn{color:#9a6700}
+.tk-report{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;line-height:1.4}
+.tk-report h1{font-size:1.5rem;margin:.5rem 0 1rem}
+.tk-report h2{font-size:1.2rem;margin:.2rem 0 .4rem}
+.tk-report h3{font-size:1rem;margin:1rem 0 .3rem}
+.tk-report section.tk-run{margin-bottom:2.5rem;border-top:2px solid #d0d7de;padding-top:.6rem}
+.tk-report .tk-counts{display:flex;gap:.6rem;flex-wrap:wrap;margin:.6rem 0}
+.tk-report .tk-count{border:1px solid #d0d7de;border-radius:6px;padding:.4rem .8rem;min-width:6rem}
+.tk-report .tk-count b{display:block;font-size:1.3rem}
+.tk-report .tk-ok b{color:#1a7f37}
+.tk-report .tk-bad b{color:#cf222e}
+.tk-report table.tk{border-collapse:collapse;margin:.4rem 0;font-size:.85rem}
+.tk-report table.tk th,.tk-report table.tk td{border:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top}
+.tk-report table.tk th{background:#f6f8fa}
+.tk-report table.tk td.tk-n{text-align:right;font-variant-numeric:tabular-nums}
+.tk-report table.tk td.tk-fail{background:#ffebe9;outline:2px solid #cf222e;outline-offset:-2px}
+.tk-report table.tk-rejected td{white-space:pre-wrap}
+.tk-report .tk-empty{color:#8c959f;font-style:italic}
+.tk-report .tk-breakdown{display:flex;gap:1.5rem;flex-wrap:wrap;align-items:flex-start}
+.tk-report .tk-note{color:#57606a;font-size:.85rem}
+.tk-report .tk-warn{color:#9a6700}
+.tk-report .tk-pass{color:#1a7f37}
+.tk-report .tk-broken{color:#cf222e;font-weight:bold}
+.tk-report code{font-size:.85em}
+.tk-report .tk-scroll{overflow-x:auto}
 """
 
 
-def summary_fragment(summary: IngestSummary) -> str:
-    """One run as an HTML fragment (used inline in Jupyter and inside full pages)."""
-    s = summary
-    invariant_total = "✓" if s.total == s.success + s.failed else "✗"
-    invariant_success = "✓" if s.success == s.inserted + s.skipped + s.duplicates else "✗"
-    counts = "".join(
-        f'<div class="tk-count {cls}"><b>{value:,}</b>{label}</div>'
-        for label, value, cls in [
-            ("total", s.total, ""),
-            ("success", s.success, "tk-ok"),
-            ("failed", s.failed, "tk-bad" if s.failed else ""),
-            ("inserted", s.inserted, ""),
-            ("skipped", s.skipped, ""),
-            ("duplicates", s.duplicates, ""),
+def escape(value: object) -> str:
+    """Text safe in HTML content and attributes: ``&``, ``<``, ``>`` and quotes escaped; control
+    characters shown as their visible symbols (U+0001 as ␁) so a stray one is seen, not lost."""
+    return _FORBIDDEN.sub(_visible, html.escape("" if value is None else str(value), quote=True))
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match[0]
+    return chr(0x2400 + ord(char)) if char < "\x20" else "\u2421" if char == "\x7f" else "\ufffd"
+
+
+def summary_fragment(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN) -> str:
+    """One run as an HTML fragment with its styles: what Jupyter shows inline."""
+    return _wrap(run_section(from_summary(summary, limit=limit)))
+
+
+def summary_html(
+    summaries: Sequence[IngestSummary], *, title: str = "Ingestion report", limit: int | None = MAX_ROWS_SHOWN
+) -> str:
+    """A whole self-contained page for one or more runs just ingested."""
+    return report_html([from_summary(s, limit=limit) for s in summaries], title=title)
+
+
+def warehouse_html(
+    db: str | Path, *, run_ids: Sequence[str] = (), last: int | None = None, limit: int | None = MAX_ROWS_SHOWN
+) -> str:
+    """A page for past runs read from the warehouse: the runs named, else the ``last`` most recent (default 1).
+
+    Raises:
+        WarehouseError: the warehouse is missing, busy or not a toolkit warehouse, or a run id is unknown.
+    """
+    reports = read_runs(db, run_ids=run_ids, last=last, limit=limit)
+    return report_html(reports, title=f"Ingestion report: {Path(db).name}")
+
+
+def report_html(reports: Sequence[RunReport], *, title: str = "Ingestion report") -> str:
+    """A page for runs, oldest first; several runs get a history table at the top."""
+    parts = [f"<h1>{escape(title)}</h1>"]
+    if len(reports) > 1:
+        parts.append(history_table(reports))
+    parts += [run_section(r) for r in reports]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"/>\n'
+        f"<title>{escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n"
+        f'<body>\n<div class="tk-report">\n' + "\n".join(parts) + "\n</div>\n</body>\n</html>\n"
+    )
+
+
+def _wrap(body: str) -> str:
+    return f'<div class="tk-report">\n<style>{_STYLE}</style>\n{body}\n</div>'
+
+
+def history_table(reports: Sequence[RunReport]) -> str:
+    """One line per run, linking to its section."""
+    head = ["started", "run", "file", "sheet", "table", "status", "seconds", *_COUNT_LABELS]
+    rows = []
+    for r in reports:
+        cells = [
+            f"<td>{escape(_when(r.started_at))}</td>",
+            f'<td><a href="#{escape(_anchor(r))}"><code>{escape(r.run_id)}</code></a></td>',
+            f"<td>{escape(r.file)}</td>",
+            f"<td>{escape(r.sheet)}</td>",
+            f"<td>{escape(r.table)}</td>",
+            f"<td>{escape(r.status)}</td>",
+            f'<td class="tk-n">{escape(_seconds(r.seconds))}</td>',
+            *(f'<td class="tk-n">{_count(getattr(r, name))}</td>' for name in _COUNT_LABELS),
         ]
-    )
-    meta = (
-        f"run {escape(s.run_id)} · sheet {escape(s.sheet)} · header row {s.header_row} · batch size {s.batch_size}"
-        f" · status {escape(s.status)}"
-        + (f" · {s.seconds:.2f} s" if s.seconds is not None else "")
-        + (f" · sha256 {escape(s.file_sha256[:16])}…" if s.file_sha256 else "")
-    )
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    header = "".join(f"<th>{escape(h)}</th>" for h in head)
+    return f'<h2>Runs</h2>\n<table class="tk">\n<tr>{header}</tr>\n' + "\n".join(rows) + "\n</table>"
+
+
+_COUNT_LABELS = ("total", "success", "failed", "inserted", "skipped", "duplicates")
+
+
+def run_section(report: RunReport) -> str:
+    """Everything about one run: metadata, counts and invariants, failures, rejected rows, warnings."""
+    r = report
     parts = [
-        '<div class="tk-run">',
-        f"<h2>{escape(s.file)} → {escape(s.table)}</h2>",
-        f'<div class="tk-meta">{meta}</div>',
-        f'<div class="tk-counts">{counts}</div>',
-        f'<div class="tk-meta">total = success + failed {invariant_total} · '
-        f"success = inserted + skipped + duplicates {invariant_success}</div>",
+        f'<section class="tk-run" id="{escape(_anchor(r))}">',
+        f"<h2>{escape(r.file)} → {escape(r.table)}</h2>",
+        _metadata(r),
+        _counts(r),
     ]
-    if s.unmapped_columns:
-        parts.append(f'<p class="tk-warn">Ignored columns: {escape(", ".join(s.unmapped_columns))}</p>')
-    parts += [f'<p class="tk-warn">Warning: {escape(w)}</p>' for w in s.warnings]
-    if s.errors:
-        parts.append(_breakdown("Failures by rule", s.failures_by_rule))
-        parts.append(_breakdown("Failures by column", s.failures_by_column))
-        parts.append(_errors_table(s))
-    parts.append("</div>")
+    if r.unmapped_columns:
+        listed = ", ".join(f"<code>{escape(c)}</code>" for c in r.unmapped_columns)
+        parts.append(f'<p class="tk-warn">Columns not in the spec, ignored: {listed}</p>')
+    if r.warnings:
+        items = "".join(f"<li>{escape(w)}</li>" for w in r.warnings)
+        parts.append(f'<h3>Warnings</h3>\n<ul class="tk-warn">{items}</ul>')
+    if r.failures_by_rule:
+        parts.append("<h3>Failures by rule</h3>")
+        parts.append(_breakdown("rule", r.failures_by_rule))
+        parts.append("<h3>Failures by column</h3>")
+        parts.append(_breakdown("column", r.failures_by_column))
+    if r.rejected_total:
+        parts.append(_rejected_table(r))
+    parts.append("</section>")
     return "\n".join(parts)
 
 
-def _breakdown(title: str, counts: dict[str, int]) -> str:
-    top = max(counts.values(), default=1)
-    rows = "".join(
-        f"<tr><td>{escape(name)}</td><td>{n:,}</td>"
-        f'<td><span class="tk-bar" style="width:{max(2, round(160 * n / top))}px"></span></td></tr>'
-        for name, n in counts.items()
-    )
-    return f'<table class="tk"><caption>{escape(title)}</caption><tr><th>name</th><th>count</th><th></th></tr>{rows}</table>'
+def _metadata(r: RunReport) -> str:
+    fields = [
+        ("run", f"<code>{escape(r.run_id)}</code>"),
+        ("file", escape(r.file)),
+        ("sha256", f"<code>{escape(r.file_sha256)}</code>"),
+        ("sheet", escape(r.sheet)),
+        ("header row", escape(r.header_row)),
+        ("table", escape(r.table)),
+        ("status", escape(r.status)),
+        ("started", escape(_when(r.started_at))),
+        ("finished", escape(_when(r.finished_at))),
+        ("duration", escape(f"{_seconds(r.seconds)} s" if r.seconds is not None else "")),
+        ("batch size", escape(r.batch_size)),
+        ("toolkit version", escape(r.toolkit_version)),
+    ]
+    rows = "".join(f"<tr><th>{escape(name)}</th><td>{value}</td></tr>" for name, value in fields)
+    return f'<table class="tk tk-meta">{rows}</table>'
 
 
-def _errors_table(s: IngestSummary) -> str:
-    shown = s.errors[:MAX_ERRORS_SHOWN]
-    rows = "".join(
-        f"<tr><td>{e['row']}</td><td>{escape(e['column'])}</td><td>{escape(e['rule'])}</td>"
-        f"<td>{escape(e['message'])}</td><td>{escape(e['value'])}</td></tr>"
-        for e in shown
-    )
-    more = len(s.errors) - len(shown)
-    note = f'<p class="tk-meta">{more:,} more in the warehouse table <code>_rejects</code>.</p>' if more > 0 else ""
+def _counts(r: RunReport) -> str:
+    boxes = []
+    for name in _COUNT_LABELS:
+        value = getattr(r, name)
+        tone = " tk-ok" if name == "success" else " tk-bad" if name == "failed" and value else ""
+        boxes.append(f'<div class="tk-count{tone}"><b>{_count(value)}</b>{escape(name)}</div>')
+    invariants = r.invariants
+    if invariants:
+        checks = "<br/>".join(
+            f'<span class="{"tk-pass" if ok else "tk-broken"}">{"✓" if ok else "✗ broken:"}</span> {escape(text)}'
+            for text, ok in invariants
+        )
+    else:
+        checks = escape(f"counts not recorded: the run is {r.status}")
+    return f'<div class="tk-counts">{"".join(boxes)}</div>\n<p class="tk-note">{checks}</p>'
+
+
+def _breakdown(kind: str, counts: dict[str, int]) -> str:
+    rows = "".join(f'<tr><td>{escape(name)}</td><td class="tk-n">{n:,}</td></tr>' for name, n in counts.items())
+    table = f'<table class="tk"><tr><th>{escape(kind)}</th><th>failures</th></tr>{rows}</table>'
+    return f'<div class="tk-breakdown">{table}{bar_chart(counts, title=f"Failures by {kind}")}</div>'
+
+
+def bar_chart(counts: dict[str, int], *, title: str) -> str:
+    """Horizontal bars as inline SVG, largest first (at most ``MAX_BARS``)."""
+    shown = list(counts.items())[:MAX_BARS]
+    label_width, bar_width, step, pad = 250, 260, 22, 6
+    top = max((n for _, n in shown), default=1) or 1
+    height = step * len(shown) + 2 * pad
+    width = label_width + bar_width + 70
+    bars = []
+    for i, (name, n) in enumerate(shown):
+        y = pad + i * step
+        length = max(1, round(bar_width * n / top))
+        label = name if len(name) <= 36 else name[:35] + "…"
+        bars.append(
+            f"<g><title>{escape(name)}: {n:,}</title>"
+            f'<text x="{label_width - 8}" y="{y + 15}" text-anchor="end">{escape(label)}</text>'
+            f'<rect x="{label_width}" y="{y + 3}" width="{length}" height="15" rx="2" fill="#cf222e"/>'
+            f'<text x="{label_width + length + 6}" y="{y + 15}">{n:,}</text></g>'
+        )
+    more = len(counts) - len(shown)
+    caption = f'<p class="tk-note">{more} more in the table</p>' if more > 0 else ""
     return (
-        '<table class="tk"><caption>Rejected rows (Excel row numbers)</caption>'
-        "<tr><th>row</th><th>column</th><th>rule</th><th>message</th><th>value</th></tr>"
-        f"{rows}</table>{note}"
+        f'<div><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+        'font-family="system-ui,sans-serif" font-size="12" fill="#1f2328">'
+        f"<title>{escape(title)}</title>{''.join(bars)}</svg>{caption}</div>"
     )
 
 
-def summary_html(summaries: Sequence[IngestSummary], *, title: str = "Ingestion report") -> str:
-    """A whole self-contained page for one or more runs."""
-    body = "\n".join(summary_fragment(s) for s in summaries)
+def _rejected_table(r: RunReport) -> str:
+    header = "<th>Excel row</th><th>reasons</th>" + "".join(f"<th>{escape(h)}</th>" for h in r.headers)
+    rows = [_rejected_row(row, r.headers) for row in r.rejected]
+    more = r.rejected_total - len(r.rejected)
+    note = (
+        f'<p class="tk-note">{more:,} more in <code>_rejects</code> '
+        f"(<code>SELECT * FROM _rejects WHERE run_id = '{escape(r.run_id)}'</code>)</p>"
+        if more > 0
+        else ""
+    )
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
+        f"<h3>Rejected rows ({r.rejected_total:,})</h3>\n"
+        '<p class="tk-note">Failing cells are outlined; hover a cell for its reasons.</p>\n'
+        f'<div class="tk-scroll"><table class="tk tk-rejected">\n<tr>{header}</tr>\n'
+        + "\n".join(rows)
+        + f"\n</table></div>{note}"
     )
+
+
+def _rejected_row(row: RejectedRow, headers: Sequence[str]) -> str:
+    failing = row.failing
+    reasons = "<br/>".join(escape(m) for m in row.reasons)
+    cells = [f'<td class="tk-n">{row.row}</td>', f"<td>{reasons}</td>"]
+    for header in headers:
+        shown = _cell(row.cells.get(header))
+        if header in failing:
+            cells.append(f'<td class="tk-fail" title="{escape("; ".join(failing[header]))}">{shown}</td>')
+        else:
+            cells.append(f"<td>{shown}</td>")
+    return f"<tr>{''.join(cells)}</tr>"
+
+
+def _cell(value: str | None) -> str:
+    if value is None:
+        return '<span class="tk-empty">empty</span>'
+    if not value.strip():
+        return f'<span class="tk-empty">blank ({len(value)} whitespace)</span>'
+    return escape(value)
+
+
+def _anchor(r: RunReport) -> str:
+    return f"run-{r.run_id}"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(sep=" ", timespec="seconds") if moment else ""
+
+
+def _seconds(seconds: float | None) -> str:
+    return f"{seconds:.2f}" if seconds is not None else ""
+
+
+def _count(value: int | None) -> str:
+    return f"{value:,}" if value is not None else "—"

@@ -1,0 +1,281 @@
+"""A run as report data: built from an :class:`IngestSummary`, or read back from the warehouse.
+
+The HTML report and the fix-it workbook render a :class:`RunReport`, whichever way it was made, so
+a past run reported from ``_runs`` and ``_rejects`` looks like the run reported as it finished.
+Reading the warehouse opens it read-only: a report never changes what it reports on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from toolkit.errors import WarehouseBusyError, WarehouseError
+from toolkit.match import normalize_header
+from toolkit.specs import load_specs
+from toolkit.summary import IngestSummary
+
+#: Rejected rows a report shows per run before pointing to the ``_rejects`` table.
+MAX_ROWS_SHOWN = 500
+#: Label of failures that belong to the row rather than one column (cross-column rules, conflicts).
+ROW_LEVEL = "(row)"
+COUNT_NAMES = ("total", "success", "failed", "inserted", "skipped", "duplicates")
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """One rejected row: its Excel row number, its cells and every failure.
+
+    ``cells`` maps each header as found in the file to the raw cell text (``None`` when empty), in
+    the file's column order. ``errors`` are dicts with ``column`` (a header, or ``None`` for a
+    failure of the whole row), ``rule``, ``message`` and ``value``.
+    """
+
+    row: int
+    cells: dict[str, str | None]
+    errors: tuple[dict[str, Any], ...]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [e["message"] for e in self.errors]
+
+    @property
+    def failing(self) -> dict[str, list[str]]:
+        """Header -> messages of the failures that name that cell."""
+        found: dict[str, list[str]] = {}
+        for error in self.errors:
+            if error["column"] in self.cells:
+                found.setdefault(error["column"], []).append(error["message"])
+        return found
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a report shows about one run. Counts are ``None`` while a run is unfinished.
+
+    ``rejected`` holds the first rejected rows (up to the limit asked for); ``rejected_total`` is
+    how many there are in all.
+    """
+
+    run_id: str
+    file: str
+    sheet: str | None
+    table: str | None
+    status: str
+    file_sha256: str
+    header_row: int | None
+    batch_size: int | None
+    toolkit_version: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    total: int | None
+    success: int | None
+    failed: int | None
+    inserted: int | None
+    skipped: int | None
+    duplicates: int | None
+    headers: tuple[str, ...]
+    unmapped_columns: tuple[str, ...]
+    warnings: tuple[str, ...]
+    failures_by_rule: dict[str, int]
+    failures_by_column: dict[str, int]
+    rejected: tuple[RejectedRow, ...]
+    rejected_total: int
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    @property
+    def invariants(self) -> list[tuple[str, bool]]:
+        """The two accounting identities, spelled out with this run's numbers; empty while unfinished."""
+        t, s, f, i, k, d = (self.total, self.success, self.failed, self.inserted, self.skipped, self.duplicates)
+        if t is None or s is None or f is None or i is None or k is None or d is None:
+            return []
+        return [
+            (f"total = success + failed: {t:,} = {s:,} + {f:,}", t == s + f),
+            (f"success = inserted + skipped + duplicates: {s:,} = {i:,} + {k:,} + {d:,}", s == i + k + d),
+        ]
+
+    def __repr__(self) -> str:
+        return f"<RunReport {self.run_id} {self.file} -> {self.table} ({self.status}), {self.rejected_total} rejected>"
+
+
+def from_summary(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN) -> RunReport:
+    """The report data of a run just ingested (or previewed)."""
+    labels = _header_labels(summary)
+    by_row: dict[int, list[dict[str, Any]]] = {}
+    for error in summary.errors:
+        by_row.setdefault(int(error["row"]), []).append({k: error[k] for k in ("column", "rule", "message", "value")})
+    raw_rows = {r["__row"]: r for r in summary.rejected.to_dicts()} if "__row" in summary.rejected.columns else {}
+    by_rule, by_column = _breakdowns((e["rule"], e["column"], 1) for e in summary.errors)
+    shown = sorted(by_row)[:limit] if limit is not None else sorted(by_row)
+    rejected = tuple(
+        RejectedRow(row, {label: raw_rows.get(row, {}).get(name) for name, label in labels.items()}, tuple(by_row[row]))
+        for row in shown
+    )
+    return RunReport(
+        run_id=summary.run_id,
+        file=summary.file,
+        sheet=summary.sheet,
+        table=summary.table,
+        status=summary.status,
+        file_sha256=summary.file_sha256,
+        header_row=summary.header_row,
+        batch_size=summary.batch_size,
+        toolkit_version=summary.toolkit_version,
+        started_at=summary.started_at,
+        finished_at=summary.finished_at,
+        **{name: getattr(summary, name) for name in COUNT_NAMES},
+        headers=tuple(labels.values()),
+        unmapped_columns=summary.unmapped_columns,
+        warnings=summary.warnings,
+        failures_by_rule=by_rule,
+        failures_by_column=by_column,
+        rejected=rejected,
+        rejected_total=len(by_row),
+    )
+
+
+def _header_labels(summary: IngestSummary) -> dict[str, str]:
+    """Spec column name -> header as found, for the raw columns of ``summary.rejected``.
+
+    The summary knows the headers as found only through its errors (``column``); a column with no
+    failure is labelled with its spec's header (or its name when the spec is not a built-in one).
+    Reports read from the warehouse use the headers recorded with the run instead.
+    """
+    names = [c for c in summary.rejected.columns if c not in ("__row", "reasons", "rules")]
+    seen = {normalize_header(e["column"]): e["column"] for e in summary.errors if e["column"]}
+    spec = load_specs().get(summary.table)
+    labels = {}
+    for name in names:
+        column = spec.column(name) if spec is not None and name in spec.names else None
+        candidates = (name, column.header, *column.aliases) if column is not None else (name,)
+        found = [seen[key] for key in map(normalize_header, candidates) if key in seen]
+        labels[name] = found[0] if found else (column.header if column is not None else name)
+    return labels
+
+
+def _breakdowns(triples: Iterable[tuple[str, str | None, int]]) -> tuple[dict[str, int], dict[str, int]]:
+    """(rule, column, count) -> failures by rule and by column, most frequent first, then by name."""
+    rules: Counter[str] = Counter()
+    columns: Counter[str] = Counter()
+    for rule, column, n in triples:
+        rules[rule] += n
+        columns[column or ROW_LEVEL] += n
+    return _ranked(rules), _ranked(columns)
+
+
+def _ranked(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def connect_read_only(db: str | Path) -> duckdb.DuckDBPyConnection:
+    """Open a warehouse for reading; a missing, foreign or busy file raises with one line."""
+    path = Path(db)
+    if not path.is_file():
+        raise WarehouseError(f"{path}: no such warehouse")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "lock" in message.lower():
+            raise WarehouseBusyError(f"{path}: warehouse is in use by another process; try again when it finishes") from exc
+        raise WarehouseError(f"{path}: cannot open the warehouse ({message})") from exc
+    tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name IN ('_runs', '_rejects')").fetchall()
+    if len(tables) < 2:
+        con.close()
+        raise WarehouseError(f"{path}: not a toolkit warehouse (no _runs and _rejects tables); ingest a workbook first")
+    return con
+
+
+def select_runs(con: duckdb.DuckDBPyConnection, *, run_ids: Sequence[str] = (), last: int | None = None) -> list[str]:
+    """Run ids, oldest first: the ones named (all must exist), else the ``last`` most recent (default 1)."""
+    if run_ids:
+        found = {r[0] for r in con.execute("SELECT run_id FROM _runs WHERE list_contains(?, run_id)", [list(run_ids)]).fetchall()}
+        missing = [r for r in run_ids if r not in found]
+        if missing:
+            raise WarehouseError(f"no run {', '.join(repr(r) for r in missing)} in _runs")
+        query = "SELECT run_id FROM _runs WHERE list_contains(?, run_id) ORDER BY started_at, run_id"
+        return [r[0] for r in con.execute(query, [list(run_ids)]).fetchall()]
+    recent = con.execute("SELECT run_id FROM _runs ORDER BY started_at DESC, run_id DESC LIMIT ?", [last or 1]).fetchall()
+    if not recent:
+        raise WarehouseError("no runs recorded in _runs yet")
+    return [r[0] for r in reversed(recent)]
+
+
+def read_run(con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | None = MAX_ROWS_SHOWN) -> RunReport:
+    """The report data of a past run, from ``_runs`` and ``_rejects``."""
+    cursor = con.execute("SELECT * FROM _runs WHERE run_id = ?", [run_id])
+    names = [d[0] for d in cursor.description or []]
+    rows = cursor.fetchall()
+    if not rows:
+        raise WarehouseError(f"no run {run_id!r} in _runs")
+    run = dict(zip(names, rows[0], strict=True))
+    rejected = rejected_rows(con, run_id, limit=limit)
+    # Older warehouses did not record the header order: fall back to the order of the raw cells.
+    headers = run.get("headers") or list(dict.fromkeys(h for r in rejected for h in r.cells))
+    counted = con.execute(
+        'SELECT e.rule, e."column", count(*) FROM (SELECT unnest(errors) AS e FROM _rejects WHERE run_id = ?) GROUP BY ALL',
+        [run_id],
+    ).fetchall()
+    by_rule, by_column = _breakdowns((rule, column, int(n)) for rule, column, n in counted)
+    total_rejected = con.execute("SELECT count(DISTINCT source_row) FROM _rejects WHERE run_id = ?", [run_id]).fetchall()
+    return RunReport(
+        run_id=run["run_id"],
+        file=run["file"],
+        sheet=run["sheet"],
+        table=run["table_name"],
+        status=run["status"],
+        file_sha256=run["file_sha256"] or "",
+        header_row=run["header_row"],
+        batch_size=run["batch_size"],
+        toolkit_version=run["toolkit_version"] or "",
+        started_at=run["started_at"],
+        finished_at=run["finished_at"],
+        **{name: run[name] for name in COUNT_NAMES},
+        headers=tuple(headers),
+        unmapped_columns=tuple(run["unmapped_columns"] or ()),
+        warnings=tuple(run["warnings"] or ()),
+        failures_by_rule=by_rule,
+        failures_by_column=by_column,
+        rejected=tuple(RejectedRow(r.row, {h: r.cells.get(h) for h in headers}, r.errors) for r in rejected),
+        rejected_total=int(total_rejected[0][0]),
+    )
+
+
+def rejected_rows(con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | None = None) -> list[RejectedRow]:
+    """The rejected rows of a run in Excel row order, cells keyed by the headers as found."""
+    query = (
+        "SELECT source_row, flatten(list(errors ORDER BY stage)), first(raw) FROM _rejects "
+        "WHERE run_id = ? GROUP BY source_row ORDER BY source_row"
+    )
+    params: list[Any] = [run_id]
+    if limit is not None:
+        query += " LIMIT ?"
+        params.append(limit)
+    return [
+        RejectedRow(int(row), dict(raw or {}), tuple(dict(e) for e in errors))
+        for row, errors, raw in con.execute(query, params).fetchall()
+    ]
+
+
+def read_runs(
+    db: str | Path, *, run_ids: Sequence[str] = (), last: int | None = None, limit: int | None = MAX_ROWS_SHOWN
+) -> list[RunReport]:
+    """Report data of past runs, oldest first: the runs named, else the ``last`` most recent (default 1)."""
+    con = connect_read_only(db)
+    try:
+        return [read_run(con, run_id, limit=limit) for run_id in select_runs(con, run_ids=run_ids, last=last)]
+    except WarehouseError as exc:
+        raise WarehouseError(f"{db}: {exc}") from exc
+    finally:
+        con.close()

@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--last", type=_positive, metavar="N", help="the N most recent runs (default: 1)")
     report.add_argument("--out", type=Path, required=True, metavar="PATH.html", help="the HTML file to write")
 
+    rejects = commands.add_parser("rejects", help="write rejected rows as a workbook to correct and ingest again")
+    rejects.add_argument("--db", type=Path, default=Path("warehouse.duckdb"), help="DuckDB file (default: %(default)s)")
+    rejects.add_argument("--run", metavar="RUN_ID", help="the run to export (default: the latest run of each table)")
+    rejects.add_argument("--table", help="only the latest run of this table")
+    rejects.add_argument("--out", type=Path, required=True, metavar="PATH.xlsx", help="the workbook to write")
     return parser
 
 
@@ -76,7 +81,7 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"ingest": _ingest, "infer": _infer, "report": _report}
+    commands = {"ingest": _ingest, "infer": _infer, "report": _report, "rejects": _rejects}
     try:
         return commands[args.command](args)
     except ToolkitError as exc:
@@ -141,6 +146,23 @@ def _report(args: argparse.Namespace) -> int:
     page = warehouse_html(args.db, run_ids=args.run, last=args.last)
     args.out.write_text(page, encoding="utf-8")
     print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _rejects(args: argparse.Namespace) -> int:
+    from toolkit.fixit import fixit_sheets, write_sheets
+
+    sheets = fixit_sheets(args.db, run_id=args.run, table=args.table)
+    write_sheets(sheets, args.out)
+    for sheet in sheets:
+        run = sheet.run
+        print(f"{args.out} [{sheet.name}]: {len(sheet.rows)} rejected rows of {run.file} (run {run.run_id})")
+    to_fix = [sheet for sheet in sheets if sheet.rows]
+    if not to_fix:
+        print("nothing to fix: no rejected rows")
+    for sheet in to_fix:
+        choose = f" --sheet {sheet.name}" if len(sheets) > 1 else ""
+        print(f"correct the highlighted cells, then: python -m toolkit ingest {args.out}{choose} --db {args.db}")
     return EXIT_OK
 
 

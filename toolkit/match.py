@@ -84,6 +84,8 @@ def map_sheet(
     """
     where = f"{grid.path.name}, sheet {grid.sheet!r}"
     letters = grid.letters
+    if not letters:  # checked first: polars cannot fold any_horizontal over no columns
+        raise SheetError(f"{where}: the sheet is empty (no header row, no data)")
     texts = grid.cells.select(ROW, *(pl.col(c).str.strip_chars() for c in letters))
     non_blank = texts.filter(pl.any_horizontal(pl.col(c).is_not_null() & (pl.col(c) != "") for c in letters))
     if not letters or non_blank.is_empty():

@@ -185,6 +185,7 @@ def _reader_boundary(path: Path) -> Iterator[None]:
     A Rust panic inside the reader is a ``BaseException`` and prints its own report on fd 2
     before Python sees it, so fd 2 is captured around the call and folded into the message.
     """
+    failure: BaseException | None = None
     with _captured_stderr() as captured:
         try:
             yield
@@ -193,7 +194,10 @@ def _reader_boundary(path: Path) -> Iterator[None]:
         except (SheetError, UnreadableFileError):
             raise
         except BaseException as exc:  # noqa: BLE001 - pyo3 panics derive from BaseException
-            raise UnreadableFileError(f"{path.name}: {_describe(exc, captured)}") from exc
+            failure = exc
+    # Described only once fd 2 is restored: the captured lines are filled in on the way out.
+    if failure is not None:
+        raise UnreadableFileError(f"{path.name}: {_describe(failure, captured)}") from failure
 
 
 def _describe(exc: BaseException, captured: list[str]) -> str:
@@ -205,7 +209,7 @@ def _describe(exc: BaseException, captured: list[str]) -> str:
         return f"not a readable workbook, or the file is corrupt ({text.removeprefix('calamine error: ')})"
     if type(exc).__name__ == "PanicException":
         panic = next((line for line in captured if "panicked" in line), "")
-        detail = f" ({panic.strip()})" if panic else f" ({text})"
+        detail = f" ({text}; {panic.strip().rstrip(':')})" if panic else f" ({text})"
         return f"the reader crashed on this file; it is probably corrupt{detail}"
     return f"cannot read the workbook ({text.removeprefix('calamine error: ')})"
 

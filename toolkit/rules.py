@@ -45,9 +45,13 @@ def convert(column: Column) -> pl.Expr:
     s = text(column.name)
     kind = column.type
     if kind == "integer":
+        # "12.0" becomes "12" as text, so no digit is lost past 2**53; the float path is only for
+        # exponent forms ("1e3") and only where a float holds every whole number exactly, so a
+        # fraction ("12.0000000000000001") is never rounded away.
+        digits = s.str.replace(r"^([+-]?\d+)\.0*$", "${1}")
         as_float = s.cast(pl.Float64, strict=False)
-        whole = as_float.is_finite() & (as_float == as_float.floor()) & (as_float.abs() < 2.0**63)
-        value = pl.coalesce(s.cast(pl.Int64, strict=False), pl.when(whole).then(as_float.cast(pl.Int64, strict=False)))
+        whole = s.str.contains("[eE]") & as_float.is_finite() & (as_float == as_float.floor()) & (as_float.abs() < 2.0**53)
+        value = pl.coalesce(digits.cast(pl.Int64, strict=False), pl.when(whole).then(as_float.cast(pl.Int64, strict=False)))
     elif kind == "number":
         as_float = s.cast(pl.Float64, strict=False)
         value = pl.when(as_float.is_finite()).then(as_float)

@@ -130,3 +130,35 @@ def loan(cid: Any = 1, lid: Any = 100, **overrides: Any) -> list[Any]:
     }
     row.update(overrides)
     return [row[h] for h in LOAN_HEADERS]
+
+
+# Helpers for the warehouse, loader and CLI tests (imports kept here, beside the helpers that use them).
+import contextlib  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import duckdb  # noqa: E402
+
+
+def warehouse_rows(db: Path, table: str) -> list[tuple[Any, ...]]:
+    """Every row of ``table`` in a stable order, without ``_run_id`` (which differs between runs)."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(f'SELECT * EXCLUDE (_run_id) FROM "{table}" ORDER BY ALL').fetchall()
+
+
+_HOLD = "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(float(sys.argv[2]))"
+
+
+@contextlib.contextmanager
+def warehouse_held(db: Path, *, seconds: float = 60.0) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding ``db`` open (DuckDB's file lock) for ``seconds`` or until the block ends."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(db), str(seconds)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()

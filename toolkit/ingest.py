@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from toolkit import __version__
-from toolkit.errors import SchemaChangeError, ToolkitError
+from toolkit.errors import SchemaChangeError, ToolkitError, WarehouseBusyError, WarehouseError
 from toolkit.load import Progress, Warehouse, classify
 from toolkit.match import MappedSheet, map_sheet
 from toolkit.read import Grid, read_grid
@@ -253,7 +253,12 @@ def preview(
     prepared = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
     validated = prepared.validated
     started = clock()
-    con = duckdb.connect(str(db), read_only=True) if db and Path(db).exists() else duckdb.connect()
+    try:
+        con = duckdb.connect(str(db), read_only=True) if db and Path(db).exists() else duckdb.connect()
+    except duckdb.Error as exc:  # translated here like Warehouse does, so callers see one error family
+        if "lock" in str(exc).lower():
+            raise WarehouseBusyError(f"{db}: warehouse is in use by another process; try again when it finishes") from exc
+        raise WarehouseError(f"{db}: cannot open the warehouse ({str(exc).strip().splitlines()[0]})") from exc
     try:
         warehouse_errors, same = classify(con, validated.spec, validated.accepted, validated.headers)
     finally:

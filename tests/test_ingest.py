@@ -1,0 +1,254 @@
+"""toolkit.ingest: read -> validate -> load orchestration, several files, progress, cancel, preview."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import toolkit
+from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, customer, loan, warehouse_held, warehouse_rows, write_workbook
+from toolkit.errors import HeaderError, UnreadableFileError, WarehouseBusyError
+from toolkit.load import Progress
+
+Book = Callable[..., Path]
+COUNTS = ("total", "success", "failed", "inserted", "skipped", "duplicates")
+
+
+def counts(summary: toolkit.IngestSummary | toolkit.ToolkitError) -> dict[str, int]:
+    assert isinstance(summary, toolkit.IngestSummary), summary
+    return {k: summary.to_dict()[k] for k in COUNTS}
+
+
+def assert_invariants(summary: toolkit.IngestSummary) -> None:
+    assert summary.total == summary.success + summary.failed
+    assert summary.success == summary.inserted + summary.skipped + summary.duplicates
+
+
+def query(db: Path, text: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(text).fetchall()
+
+
+def phone(cid: int) -> str:
+    return customer(cid)[CUSTOMER_HEADERS.index("Phone Number")]
+
+
+# --- several files in one command -------------------------------------------------------------
+
+
+def test_customers_given_after_loans_still_load_first_so_their_loans_are_inserted(workbook: Book, db: Path) -> None:
+    loans = workbook([LOAN_HEADERS, loan(1, 100), loan(2, 200)], name="loans.xlsx")
+    customers = workbook([CUSTOMER_HEADERS, customer(1), customer(2)], name="customers.xlsx")
+
+    outcomes = toolkit.ingest_many([loans, customers], db=db)
+
+    assert [(o.table, o.file) for o in outcomes if isinstance(o, toolkit.IngestSummary)] == [
+        ("customers", str(customers)),
+        ("loans", str(loans)),
+    ]
+    assert [counts(o)["inserted"] for o in outcomes] == [2, 2]
+    assert query(db, "SELECT table_name FROM _runs ORDER BY started_at") == [("customers",), ("loans",)]
+
+
+def test_a_loan_of_a_customer_rejected_earlier_in_the_same_command_is_rejected(workbook: Book, db: Path) -> None:
+    loans = workbook([LOAN_HEADERS, loan(1, 100), loan(2, 200)])
+    customers = workbook([CUSTOMER_HEADERS, customer(1), customer(2, Monthly_Salary=None)])
+
+    customer_run, loan_run = toolkit.ingest_many([loans, customers], db=db)
+
+    assert counts(customer_run)["failed"] == 1
+    assert isinstance(loan_run, toolkit.IngestSummary)
+    assert counts(loan_run) == {"total": 2, "success": 1, "failed": 1, "inserted": 1, "skipped": 0, "duplicates": 0}
+    assert [(e["row"], e["rule"]) for e in loan_run.errors] == [(3, "customer_id|foreign_key")]
+
+
+def test_a_bad_file_among_several_yields_its_error_in_place_and_the_others_still_load(workbook: Book, db: Path) -> None:
+    customers = workbook([CUSTOMER_HEADERS, customer(1)])
+    broken = workbook([["Customer ID", "Shoe Size"], [1, 42]], name="broken.xlsx")
+    missing = Path(workbook([CUSTOMER_HEADERS]).parent / "nowhere.xlsx")
+    loans = workbook([LOAN_HEADERS, loan(1, 100)])
+
+    outcomes = toolkit.ingest_many([loans, broken, customers, missing], db=db)
+
+    kinds = [type(o) for o in outcomes]
+    assert kinds.count(toolkit.IngestSummary) == 2
+    errors = [o for o in outcomes if isinstance(o, toolkit.ToolkitError)]
+    assert [type(e) for e in errors] == [HeaderError, UnreadableFileError]
+    assert "broken.xlsx" in str(errors[0]) and "nowhere.xlsx" in str(errors[1])
+    # nothing written for the bad files: only the two good runs are recorded
+    assert sorted(query(db, "SELECT file FROM _runs")) == sorted([(str(customers),), (str(loans),)])
+    assert query(db, "SELECT count(*) FROM loans") == [(1,)]
+
+
+def test_a_structural_error_raises_before_the_warehouse_is_created(workbook: Book, db: Path) -> None:
+    with pytest.raises(HeaderError, match="no table spec matches the headers"):
+        toolkit.ingest(workbook([["Shoe Size"], [42]]), db=db)
+    assert not db.exists()
+
+
+# --- every run ---------------------------------------------------------------------------------
+
+
+def test_a_header_only_sheet_gives_total_zero_with_a_warning_and_a_completed_run(workbook: Book, db: Path) -> None:
+    summary = toolkit.ingest(workbook([CUSTOMER_HEADERS]), db=db)
+    assert counts(summary) == dict.fromkeys(COUNTS, 0)
+    assert "the sheet has a header row but no data rows" in summary.warnings
+    assert query(db, "SELECT status, total FROM _runs") == [("completed", 0)]
+
+
+def test_clock_and_run_id_are_injectable(workbook: Book, db: Path) -> None:
+    ticks = iter([datetime(2024, 1, 1, 9), datetime(2024, 1, 1, 9, 0, 5)])
+    summary = toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1)]), db=db, clock=lambda: next(ticks), run_id="run-1")
+    assert (summary.run_id, summary.started_at, summary.seconds) == ("run-1", datetime(2024, 1, 1, 9), 5.0)
+    assert query(db, "SELECT run_id, started_at, finished_at FROM _runs") == [
+        ("run-1", datetime(2024, 1, 1, 9), datetime(2024, 1, 1, 9) + timedelta(seconds=5))
+    ]
+
+
+def test_every_failure_and_the_summary_are_logged(workbook: Book, db: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit")
+    summary = toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1), customer(2, Monthly_Salary=None)]), db=db)
+    messages = [r.getMessage() for r in caplog.records if r.name == "toolkit"]
+    assert any("row 3: Missing Monthly Salary" in m for m in messages)
+    assert messages[-1] == repr(summary)
+
+
+def test_progress_is_reported_per_batch_with_increasing_rows_done(workbook: Book, db: Path) -> None:
+    seen: list[Progress] = []
+    toolkit.ingest(
+        workbook([CUSTOMER_HEADERS, *[customer(i) for i in range(1, 11)]]), db=db, batch_size=4, on_progress=seen.append
+    )
+    assert [(p.rows_done, p.rows_total, p.batches_done) for p in seen] == [(4, 10, 1), (8, 10, 2), (10, 10, 3)]
+
+
+# --- cancelling --------------------------------------------------------------------------------
+
+
+def stop_after(checks: int) -> Callable[[], bool]:
+    """A should_stop that says stop on its ``checks + 1``-th call (it is asked before each batch)."""
+    calls = iter(range(1_000_000))
+    return lambda: next(calls) >= checks
+
+
+def test_should_stop_cancels_after_the_current_batch_and_a_rerun_completes_the_load(workbook: Book, tmp_path: Path) -> None:
+    rows = [customer(i) for i in range(1, 11)]
+    rows[2] = customer(3, Age="old")  # rejected by validation, so counted even though the run stops
+    rows.append(customer(10))  # a duplicate of the last accepted row: unprocessed with it
+    book = workbook([CUSTOMER_HEADERS, *rows])
+    db = tmp_path / "cancelled.duckdb"
+
+    cancelled = toolkit.ingest(book, db=db, batch_size=3, should_stop=stop_after(2))
+
+    assert cancelled.status == "cancelled"
+    assert counts(cancelled) == {"total": 7, "success": 6, "failed": 1, "inserted": 6, "skipped": 0, "duplicates": 0}
+    assert "cancelled: 4 rows not processed" in cancelled.warnings
+    assert_invariants(cancelled)
+    assert [r[0] for r in warehouse_rows(db, "customers")] == [1, 2, 4, 5, 6, 7]  # two whole batches
+    [(status, total, inserted, finished)] = query(db, "SELECT status, total, inserted, finished_at IS NOT NULL FROM _runs")
+    assert (status, total, inserted, finished) == ("cancelled", 7, 6, True)
+
+    rerun = toolkit.ingest(book, db=db, batch_size=3)
+    clean = tmp_path / "clean.duckdb"
+    toolkit.ingest(book, db=clean, batch_size=3)
+    assert counts(rerun) == {"total": 11, "success": 10, "failed": 1, "inserted": 3, "skipped": 6, "duplicates": 1}
+    assert warehouse_rows(db, "customers") == [r for r in warehouse_rows(clean, "customers")]
+
+
+def test_should_stop_before_the_first_batch_writes_no_rows(workbook: Book, db: Path) -> None:
+    summary = toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1), customer(2, Age=3)]), db=db, should_stop=lambda: True)
+    assert summary.status == "cancelled"
+    assert counts(summary) == {"total": 1, "success": 0, "failed": 1, "inserted": 0, "skipped": 0, "duplicates": 0}
+    assert warehouse_rows(db, "customers") == []
+
+
+# --- preview -----------------------------------------------------------------------------------
+
+
+def test_preview_reports_what_ingest_would_do_without_writing(workbook: Book, db: Path) -> None:
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1), customer(2)]), db=db)
+    book = workbook([CUSTOMER_HEADERS, customer(1), customer(2, Age=50), customer(3), customer(3)])
+    before = query(db, "SELECT count(*) FROM _runs")
+
+    preview = toolkit.preview(book, db=db)
+
+    assert query(db, "SELECT count(*) FROM _runs") == before
+    assert preview.status == "preview"
+    assert counts(preview) == counts(toolkit.ingest(book, db=db))
+
+
+def test_preview_without_a_warehouse_judges_the_file_alone(workbook: Book, tmp_path: Path) -> None:
+    preview = toolkit.preview(workbook([CUSTOMER_HEADERS, customer(1), customer(1)]), db=tmp_path / "none.duckdb")
+    assert counts(preview) == {"total": 2, "success": 2, "failed": 0, "inserted": 1, "skipped": 0, "duplicates": 1}
+    assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_preview_of_a_warehouse_held_by_a_writer_is_a_busy_error_not_a_duckdb_error(workbook: Book, db: Path) -> None:
+    book = workbook([CUSTOMER_HEADERS, customer(1)])
+    toolkit.ingest(book, db=db)
+    with warehouse_held(db), pytest.raises(WarehouseBusyError, match="warehouse is in use by another process"):
+        toolkit.preview(book, db=db)
+
+
+# --- batch size never changes the outcome (hypothesis) -----------------------------------------
+
+KINDS = ["valid", "valid", "valid", "changed", "text_id", "bad_age", "missing_salary", "stolen_phone"]
+
+
+def generated_row(cid: int, kind: str) -> list[Any]:
+    """A customer row with one kind of defect; ids come from a small pool so keys collide often."""
+    if kind == "changed":
+        return customer(cid, First_Name="Zoya")
+    if kind == "text_id":  # a key stored as text: the same key as the number
+        return customer(f" {cid} ", Phone_Number=phone(cid))
+    if kind == "bad_age":
+        return customer(cid, Age="forty")
+    if kind == "missing_salary":
+        return customer(cid, Monthly_Salary=None)
+    if kind == "stolen_phone":
+        return customer(cid, Phone_Number=phone(cid % 9 + 1))
+    return customer(cid)
+
+
+rows_strategy = st.lists(st.tuples(st.integers(1, 9), st.sampled_from(KINDS)), max_size=10)
+
+
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None)
+@given(seed=rows_strategy, rows=rows_strategy)
+def test_warehouse_content_does_not_depend_on_batch_size_and_a_second_run_inserts_nothing(
+    seed: list[tuple[int, str]], rows: list[tuple[int, str]]
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        here = Path(folder)
+        base = here / "base.duckdb"
+        if seed:  # what an earlier file left in the warehouse: rows to skip or conflict with
+            toolkit.ingest(write_workbook(here / "seed.xlsx", [CUSTOMER_HEADERS, *(generated_row(*r) for r in seed)]), db=base)
+        book = write_workbook(here / "file.xlsx", [CUSTOMER_HEADERS, *(generated_row(*r) for r in rows)])
+
+        outcomes = {}
+        for size in (1, 7, 1000):
+            db = here / f"batch{size}.duckdb"
+            if base.exists():
+                shutil.copy(base, db)
+            summary = toolkit.ingest(book, db=db, batch_size=size)
+            assert_invariants(summary)
+            outcomes[size] = (counts(summary), summary.errors, warehouse_rows(db, "customers"))
+
+        assert outcomes[1] == outcomes[7] == outcomes[1000]
+
+        again = toolkit.ingest(book, db=here / "batch7.duckdb", batch_size=7)
+        assert_invariants(again)
+        first = outcomes[7][0]
+        assert counts(again)["inserted"] == 0
+        assert counts(again)["skipped"] == first["inserted"] + first["skipped"]
+        assert warehouse_rows(here / "batch7.duckdb", "customers") == outcomes[7][2]

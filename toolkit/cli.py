@@ -119,9 +119,10 @@ def _ingest(args: argparse.Namespace) -> int:
         on_conflict=args.on_conflict,
     )
     summaries = [o for o in outcomes if isinstance(o, IngestSummary)]
-    for outcome in outcomes:
+    for index, outcome in enumerate(outcomes):
         if isinstance(outcome, ToolkitError):
-            print(f"error: {outcome}", file=sys.stderr)
+            if outcomes.index(outcome) == index:  # a busy warehouse fails every file with one error: say it once
+                print(f"error: {outcome}", file=sys.stderr)
         elif args.json:
             print(json.dumps(outcome.to_dict(), ensure_ascii=False, default=str), flush=True)
         else:

@@ -1,0 +1,312 @@
+"""toolkit.cli: the command-line contract, run as a real ``python -m toolkit`` subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import xlsxwriter
+
+import toolkit
+from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, ODDFILES, customer, loan, warehouse_held, warehouse_rows
+from toolkit.summary import CONTRACT_KEYS
+
+Book = Callable[..., Path]
+
+
+def cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m toolkit ingest ARGS`` in ``cwd``, as a script would run it."""
+    env = {**os.environ, "PYTHONPATH": str(Path(toolkit.__file__).parent.parent)}
+    env.pop("TOOLKIT_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", "ingest", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def runs(db: Path) -> list[tuple[Any, ...]]:
+    if not db.exists():
+        return []
+    with duckdb.connect(str(db), read_only=True) as con:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_runs'").fetchall()[0][0]:
+            return []
+        return con.execute("SELECT file, status, total, inserted FROM _runs ORDER BY started_at").fetchall()
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+# --- the JSON Lines contract -------------------------------------------------------------------
+
+
+def test_json_prints_one_object_per_sheet_with_the_contract_keys_and_exits_0_despite_rejects(
+    workbook: Book, tmp_path: Path
+) -> None:
+    customers = workbook([CUSTOMER_HEADERS, customer(1), customer(2, Monthly_Salary=None)], name="customers.xlsx")
+    loans = workbook([LOAN_HEADERS, loan(1, 100), loan(9, 101)], name="loans.xlsx")
+
+    result = cli(loans, customers, "--db", "w.duckdb", "--json", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    objects = json_lines(result)
+    assert [(o["table"], o["file"]) for o in objects] == [("customers", str(customers)), ("loans", str(loans))]
+    for data in objects:
+        assert set(CONTRACT_KEYS) <= set(data)
+        assert data["total"] == data["success"] + data["failed"]
+        assert data["success"] == data["inserted"] + data["skipped"] + data["duplicates"]
+        for error in data["errors"]:
+            assert list(error) == ["row", "column", "rule", "message", "value"]
+    assert [(o["inserted"], o["failed"]) for o in objects] == [(1, 1), (1, 1)]
+    assert objects[0]["errors"][0] == {
+        "row": 3,
+        "column": "Monthly Salary",
+        "rule": "monthly_salary|required",
+        "message": "Missing Monthly Salary",
+        "value": None,
+    }
+
+
+def test_without_json_a_readable_summary_is_printed(workbook: Book, tmp_path: Path) -> None:
+    result = cli(workbook([CUSTOMER_HEADERS, customer(1)], name="c.xlsx"), "--db", "w.duckdb", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "-> customers (completed)" in result.stdout
+    assert "1 rows: 1 ok (1 inserted" in result.stdout
+
+
+def test_the_sample_workbooks_load_and_a_rerun_inserts_nothing(tmp_path: Path) -> None:
+    paths = (DATA / "customer_data.xlsx", DATA / "loan_data.xlsx")
+    first = cli(*paths, "--db", "w.duckdb", "--json", cwd=tmp_path)
+    second = cli(*paths, "--db", "w.duckdb", "--json", cwd=tmp_path)
+    assert (first.returncode, second.returncode) == (0, 0)
+    before, after = json_lines(first), json_lines(second)
+    assert [a["inserted"] for a in after] == [0, 0]
+    assert [a["skipped"] for a in after] == [b["inserted"] for b in before]
+
+
+# --- bad input: exit 2, one line, nothing written -----------------------------------------------
+
+
+def _empty_file(folder: Path) -> Path:
+    path = folder / "empty.xlsx"
+    path.write_bytes(b"")
+    return path
+
+
+def _text_file(folder: Path) -> Path:
+    path = folder / "notes.xlsx"
+    path.write_text("Customer ID,First Name\n1,Asha\n")
+    return path
+
+
+def _truncated_zip(folder: Path) -> Path:
+    whole = (DATA / "customer_data.xlsx").read_bytes()
+    path = folder / "truncated.xlsx"
+    path.write_bytes(whole[: len(whole) // 2])
+    return path
+
+
+BAD_FILES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "0-byte file": (_empty_file, "the file is empty"),
+    "text renamed .xlsx": (_text_file, "not a readable workbook"),
+    "truncated zip": (_truncated_zip, "not a readable workbook"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_FILES))
+def test_an_unreadable_file_exits_2_with_one_line_naming_it_and_writes_nothing(tmp_path: Path, kind: str) -> None:
+    make, problem = BAD_FILES[kind]
+    path = make(tmp_path)
+    result = cli(path, "--db", "w.duckdb", "--json", cwd=tmp_path)
+    assert_one_error_line(result, path.name, problem)
+    assert result.stdout == ""
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+@pytest.mark.parametrize("suffix", ["xlsx", "xls", "xlsb", "ods"])
+def test_a_password_protected_workbook_exits_2_saying_so(tmp_path: Path, suffix: str) -> None:
+    path = ODDFILES / f"python-calamine__password.{suffix}"
+    if not path.exists():
+        pytest.skip(f"corpus file {path} is not available (../shared/data/oddfiles)")
+    result = cli(path, "--db", "w.duckdb", cwd=tmp_path)
+    assert_one_error_line(result, path.name, "password-protected")
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+STRUCTURAL: dict[str, tuple[list[list[Any]], list[str], str]] = {
+    "missing sheet": ([CUSTOMER_HEADERS, customer(1)], ["--sheet", "nope"], "no sheet named 'nope'"),
+    "missing required columns": (
+        [CUSTOMER_HEADERS[:3], customer(1)[:3]],
+        ["--table", "customers"],
+        "3 required columns missing for table 'customers': 'Phone Number', 'Monthly Salary', 'Approved Limit'",
+    ),
+    "no matching table": ([["Shoe Size", "Colour"], [42, "red"]], [], "no table spec matches the headers"),
+    "two headers for one column": (
+        [[*CUSTOMER_HEADERS, "customer_id"], [*customer(1), 1]],
+        [],
+        "'Customer ID'",
+    ),
+    "empty sheet": ([], [], "empty"),
+}
+
+
+@pytest.mark.parametrize("kind", list(STRUCTURAL))
+def test_a_structural_problem_exits_2_with_one_line_and_writes_nothing(workbook: Book, tmp_path: Path, kind: str) -> None:
+    rows, options, problem = STRUCTURAL[kind]
+    path = workbook(rows, name="book.xlsx")
+    result = cli(path, "--db", "w.duckdb", "--json", *options, cwd=tmp_path)
+    assert_one_error_line(result, "book.xlsx", problem)
+    assert result.stdout == ""
+    assert runs(tmp_path / "w.duckdb") == []
+
+
+def test_a_file_that_does_not_exist_exits_2(tmp_path: Path) -> None:
+    result = cli("nowhere.xlsx", "--db", "w.duckdb", cwd=tmp_path)
+    assert_one_error_line(result, "nowhere.xlsx", "no such file")
+
+
+def test_a_header_only_sheet_exits_0_with_total_0_and_a_warning(workbook: Book, tmp_path: Path) -> None:
+    result = cli(workbook([CUSTOMER_HEADERS]), "--db", "w.duckdb", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [data] = json_lines(result)
+    assert (data["total"], data["success"], data["failed"]) == (0, 0, 0)
+    assert "the sheet has a header row but no data rows" in data["warnings"]
+
+
+def test_one_bad_file_among_several_gets_its_line_the_others_load_and_the_exit_is_2(workbook: Book, tmp_path: Path) -> None:
+    customers = workbook([CUSTOMER_HEADERS, customer(1)], name="customers.xlsx")
+    bad = _text_file(tmp_path)
+    loans = workbook([LOAN_HEADERS, loan(1, 100)], name="loans.xlsx")
+
+    result = cli(loans, bad, customers, "--db", "w.duckdb", "--json", cwd=tmp_path)
+
+    assert_one_error_line(result, "notes.xlsx")
+    assert [(o["table"], o["inserted"]) for o in json_lines(result)] == [("customers", 1), ("loans", 1)]
+    assert [r[0] for r in runs(tmp_path / "w.duckdb")] == [str(customers), str(loans)]  # no run for the bad file
+
+
+def test_the_whole_corpus_of_odd_files_never_crashes_the_cli(tmp_path: Path) -> None:
+    if not ODDFILES.is_dir():
+        pytest.skip(f"corpus {ODDFILES} is not available")
+    files = sorted(ODDFILES.iterdir())
+    result = cli(*files, "--db", "w.duckdb", "--json", cwd=tmp_path)
+    assert result.returncode in (0, 2), result.stderr
+    assert "Traceback" not in result.stderr and "panicked" not in result.stderr.split("error: ", 1)[0]
+    loaded = {o["file"] for o in json_lines(result)}
+    complaints = result.stderr.splitlines()
+    assert all(line.startswith("error: ") for line in complaints), complaints
+    # every file is either loaded or has exactly one line naming it
+    for path in files:
+        named = [line for line in complaints if line.startswith((f"error: {path.name}:", f"error: {path.name},"))]
+        assert (str(path) in loaded) != (len(named) == 1), (path.name, named)
+    assert len(complaints) == len(files) - len(loaded)
+
+
+# --- the warehouse lock ------------------------------------------------------------------------
+
+
+def test_a_warehouse_in_use_by_another_process_exits_2_with_one_line(workbook: Book, tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    customers = workbook([CUSTOMER_HEADERS, customer(1)])
+    loans = workbook([LOAN_HEADERS, loan(1, 100)])
+    with warehouse_held(db):
+        result = cli(customers, loans, "--db", db, "--json", cwd=tmp_path)
+    # one problem, one line: not one copy of it per file
+    assert_one_error_line(result, "warehouse is in use by another process")
+    assert runs(db) == []
+
+
+def test_wait_lets_the_cli_succeed_once_the_other_process_exits(workbook: Book, tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    with warehouse_held(db, seconds=1.0):
+        result = cli(workbook([CUSTOMER_HEADERS, customer(1)]), "--db", db, "--json", "--wait", "60", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [o["inserted"] for o in json_lines(result)] == [1]
+
+
+# --- a crash mid-run ---------------------------------------------------------------------------
+
+
+def _big_customers(path: Path, rows: int) -> Path:
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, CUSTOMER_HEADERS)
+    for i in range(1, rows + 1):
+        sheet.write_row(i, 0, customer(i))
+    book.close()
+    return path
+
+
+def _kill_mid_run(book: Path, db: Path, batch_size: int) -> bool:
+    """Start an ingest and SIGKILL it once a few batches are committed; False if it finished first."""
+    wal = db.with_name(db.name + ".wal")
+    env = {**os.environ, "PYTHONPATH": str(Path(toolkit.__file__).parent.parent)}
+    command = [sys.executable, "-m", "toolkit", "ingest", str(book), "--db", str(db), "--batch-size", str(batch_size), "--quiet"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # The WAL grows with each committed batch (it starts with the DDL and the 'running' row).
+        while process.poll() is None and not (wal.exists() and wal.stat().st_size > 40_000):
+            time.sleep(0.005)
+        if process.poll() is not None:
+            return False
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        return True
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_load_is_completed_by_a_rerun_with_exactly_the_rows_of_a_clean_run(tmp_path: Path) -> None:
+    rows = 10_000
+    book = _big_customers(tmp_path / "big.xlsx", rows)
+    for attempt, batch_size in enumerate((50, 20, 10)):  # smaller batches run longer if the first was too quick
+        db = tmp_path / f"crashed{attempt}.duckdb"
+        if _kill_mid_run(book, db, batch_size):
+            break
+    else:
+        pytest.fail("the ingest finished before it could be killed, even with 10-row batches")
+
+    rerun = cli(book, "--db", db, "--json", cwd=tmp_path)
+
+    assert rerun.returncode == 0, rerun.stderr
+    [data] = json_lines(rerun)
+    assert data["failed"] == 0 and data["total"] == rows
+    assert data["skipped"] > 0 and data["inserted"] > 0  # the killed run had committed some batches, not all
+    assert data["inserted"] + data["skipped"] == rows
+    with duckdb.connect(str(db), read_only=True) as con:
+        statuses = con.execute("SELECT status, finished_at IS NULL, batch_size FROM _runs ORDER BY started_at").fetchall()
+        keys = con.execute("SELECT count(*), count(DISTINCT customer_id) FROM customers").fetchall()
+    assert statuses == [("interrupted", True, batch_size), ("completed", False, 1000)]
+    assert keys == [(rows, rows)]
+
+    clean = tmp_path / "clean.duckdb"
+    toolkit.ingest(book, db=clean)
+    assert warehouse_rows(db, "customers") == warehouse_rows(clean, "customers")

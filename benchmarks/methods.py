@@ -1,0 +1,144 @@
+"""What each benchmark method does, run inside a fresh child process.
+
+    python -m benchmarks.methods METHOD '{"paths": [...], "db": "...", ...}'
+
+prints one JSON line: ``seconds`` (the work alone: after imports, before exit) and method details.
+Imports happen before the clock starts, so start-up is not counted against anyone; the parent
+measures the whole process (wall time and peak RSS) as well.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Args = dict[str, Any]
+
+
+def bare_typed(args: Args) -> Args:
+    """The floor: fastexcel's default typed read into polars."""
+    import fastexcel
+    import polars  # noqa: F401 - imported before the clock starts: fastexcel imports it lazily
+    import pyarrow  # noqa: F401
+
+    start = time.perf_counter()
+    frame = fastexcel.read_excel(args["paths"][0]).load_sheet(0).to_polars()
+    return {"seconds": time.perf_counter() - start, "rows": frame.height}
+
+
+def bare_text(args: Args) -> Args:
+    """fastexcel reading every cell as text, as the toolkit needs to quote cells as found."""
+    import fastexcel
+    import polars  # noqa: F401
+    import pyarrow  # noqa: F401
+
+    start = time.perf_counter()
+    frame = fastexcel.read_excel(args["paths"][0]).load_sheet(0, dtypes="string").to_polars()
+    return {"seconds": time.perf_counter() - start, "rows": frame.height}
+
+
+def pandas_openpyxl(args: Args) -> Args:
+    import openpyxl  # noqa: F401 - imported before the clock starts: pandas imports it lazily
+    import pandas as pd
+
+    start = time.perf_counter()
+    frame = pd.read_excel(args["paths"][0], engine="openpyxl")
+    return {"seconds": time.perf_counter() - start, "rows": len(frame)}
+
+
+def original(args: Args) -> Args:
+    import openpyxl  # noqa: F401
+    import pandas  # noqa: F401
+
+    from benchmarks import original as design
+
+    start = time.perf_counter()
+    counts = design.ingest(Path(args["paths"][0]), Path(args["db"]))
+    return {"seconds": time.perf_counter() - start, **counts}
+
+
+def toolkit_one(args: Args) -> Args:
+    """``toolkit.ingest`` of one file, with the CLI's progress bar drawn into a buffer and timed."""
+    import toolkit
+    from toolkit.cli import _progress_bar
+
+    meter = _ProgressMeter(_progress_bar)
+    start = time.perf_counter()
+    summary = toolkit.ingest(args["paths"][0], db=args["db"], batch_size=args["batch_size"], on_progress=meter)
+    seconds = time.perf_counter() - start
+    counts = {k: summary.to_dict()[k] for k in ("total", "failed", "inserted", "skipped")}
+    return {"seconds": seconds, "progress_seconds": meter.seconds, "progress_calls": meter.calls, **counts}
+
+
+def toolkit_many(args: Args) -> Args:
+    """``toolkit.ingest_many``: every file in one command."""
+    import toolkit
+
+    start = time.perf_counter()
+    outcomes = toolkit.ingest_many(args["paths"], db=args["db"], batch_size=args["batch_size"])
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, **_totals(outcomes)}
+
+
+def toolkit_sequential(args: Args) -> Args:
+    """``toolkit.ingest`` once per file, one after another, in the same process."""
+    import toolkit
+
+    start = time.perf_counter()
+    outcomes = [toolkit.ingest(path, db=args["db"], batch_size=args["batch_size"]) for path in args["paths"]]
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, **_totals(outcomes)}
+
+
+def _totals(outcomes: list[Any]) -> Args:
+    import toolkit
+
+    summaries = [o for o in outcomes if isinstance(o, toolkit.IngestSummary)]
+    if len(summaries) != len(outcomes):
+        raise RuntimeError(f"a file failed: {outcomes}")
+    return {k: sum(s.to_dict()[k] for s in summaries) for k in ("total", "failed", "inserted", "skipped")}
+
+
+class _ProgressMeter:
+    """Calls the progress renderer (writing to a buffer, not a terminal) and adds up its cost."""
+
+    def __init__(self, render: Callable[[Any], None]) -> None:
+        self.render = render
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __call__(self, progress: Any) -> None:
+        start = time.perf_counter()
+        saved, sys.stderr = sys.stderr, io.StringIO()
+        try:
+            self.render(progress)
+        finally:
+            sys.stderr = saved
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+
+
+METHODS: dict[str, Callable[[Args], Args]] = {
+    "bare_typed": bare_typed,
+    "bare_text": bare_text,
+    "pandas_openpyxl": pandas_openpyxl,
+    "original": original,
+    "toolkit_one": toolkit_one,
+    "toolkit_many": toolkit_many,
+    "toolkit_sequential": toolkit_sequential,
+}
+
+
+def main() -> None:
+    name, raw = sys.argv[1], sys.argv[2]
+    result = METHODS[name](json.loads(raw))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

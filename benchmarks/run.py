@@ -1,0 +1,287 @@
+"""Benchmark the toolkit against the bare fastexcel read and its peers, each run in a fresh process.
+
+    pip install -e ".[bench]"
+    python -m benchmarks.run --quick     # 10k and 100k rows, fewer repeats (about 2 minutes on 2 cores)
+    python -m benchmarks.run             # 10k, 100k and 1M rows (about 15 minutes on 2 cores)
+
+Workbooks are generated once (deterministic) and cached in ``benchmarks/.cache/``. Every run of a
+method is a new Python process; runs alternate between methods (the order rotates each round) so
+that drift in the machine's speed spreads over all of them. Reported per method: the median time
+of the work itself (imports excluded), its ratio to the bare typed fastexcel read measured in the
+same run, and the peak RSS of the process (``wait4``; for the multi-file one-command run it is the
+largest single process, workers included). The Markdown table printed at the end is the one in
+the README's Performance section; the raw numbers go to ``benchmarks/.cache/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks import workbooks
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = workbooks.CACHE / "run"
+SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
+MULTI_FILES, MULTI_ROWS = 8, 100_000
+WHOLE = 0  # batch size meaning "the whole file in one batch"
+
+
+@dataclass
+class Job:
+    label: str
+    method: str
+    size: str
+    rows: int
+    paths: tuple[Path, ...]
+    repeats: int
+    batch_size: int | None = None
+    warehouse: str = "none"  # none | fresh | loaded (the file already ingested)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def median(self, key: str) -> float:
+        return statistics.median(r[key] for r in self.results)
+
+
+def plan(quick: bool, default_batch: int) -> list[Job]:
+    sizes = ["10k", "100k"] if quick else ["10k", "100k", "1M"]
+    jobs: list[Job] = []
+    for size in sizes:
+        rows = SIZES[size]
+        path = (workbooks.workbook(rows),)
+        repeats = {"10k": 3 if quick else 5, "100k": 3 if quick else 5, "1M": 3}[size]
+        jobs += [
+            Job("fastexcel typed read (the floor)", "bare_typed", size, rows, path, repeats),
+            Job('fastexcel read as text (dtypes="string")', "bare_text", size, rows, path, repeats),
+        ]
+        batches = [1000, 10_000, 100_000, WHOLE]
+        for batch in sorted({*batches, default_batch}, key=lambda b: b or sys.maxsize):
+            if batch and batch >= rows and batch != default_batch:
+                continue  # same as the whole file
+            name = "whole file" if batch == WHOLE else f"{batch:,}"
+            mark = " (default)" if batch == default_batch else ""
+            jobs.append(Job(f"toolkit fresh, batch {name}{mark}", "toolkit_one", size, rows, path, repeats, batch, "fresh"))
+        jobs.append(
+            Job(
+                f"toolkit re-run (all present), batch {default_batch:,}",
+                "toolkit_one",
+                size,
+                rows,
+                path,
+                repeats,
+                default_batch,
+                "loaded",
+            )
+        )
+        if default_batch != 1000:
+            jobs.append(
+                Job("toolkit re-run (all present), batch 1,000", "toolkit_one", size, rows, path, repeats, 1000, "loaded")
+            )
+        jobs.append(
+            Job("pandas.read_excel, openpyxl (read only)", "pandas_openpyxl", size, rows, path, 1 if size == "1M" else repeats)
+        )
+        # The original design needs ~1.7 ms a row: once at 100k in the full mode, only 10k in the quick one.
+        if size == "10k" or (size == "100k" and not quick):
+            original_repeats = 1 if size == "100k" else (2 if quick else 3)
+            jobs.append(
+                Job("original design (pandas+openpyxl, row-wise)", "original", size, rows, path, original_repeats, None, "fresh")
+            )
+    parts = tuple(workbooks.workbook(MULTI_ROWS, part) for part in range(MULTI_FILES))
+    multi = f"{MULTI_FILES}×100k"
+    multi_repeats = 2 if quick else 3
+    jobs += [
+        Job(
+            f"toolkit, {MULTI_FILES} files one after another",
+            "toolkit_sequential",
+            multi,
+            MULTI_FILES * MULTI_ROWS,
+            parts,
+            multi_repeats,
+            default_batch,
+            "fresh",
+        ),
+        Job(
+            f"toolkit, {MULTI_FILES} files in one command",
+            "toolkit_many",
+            multi,
+            MULTI_FILES * MULTI_ROWS,
+            parts,
+            multi_repeats,
+            default_batch,
+            "fresh",
+        ),
+    ]
+    return jobs
+
+
+def run_job(job: Job, loaded: dict[str, Path]) -> dict[str, Any]:
+    WORK.mkdir(parents=True, exist_ok=True)
+    db = WORK / "warehouse.duckdb"
+    for leftover in (db, db.with_suffix(".duckdb.wal")):
+        leftover.unlink(missing_ok=True)
+    if job.warehouse == "fresh":
+        workbooks.fresh_warehouse(db)
+    elif job.warehouse == "loaded":
+        shutil.copyfile(loaded[job.size], db)
+    batch_size = job.batch_size if job.batch_size != WHOLE else job.rows + 1
+    args = {"paths": [str(p) for p in job.paths], "db": str(db), "batch_size": batch_size}
+    return _child(job.method, args)
+
+
+def _child(method: str, args: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.methods", method, json.dumps(args)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{method} failed with exit status {proc.returncode}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["process_seconds"] = time.perf_counter() - started
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # kB on Linux
+    return result
+
+
+def prepare_loaded(jobs: list[Job]) -> dict[str, Path]:
+    """Warehouses that already hold each re-run job's file (loaded once, untimed)."""
+    loaded: dict[str, Path] = {}
+    for job in jobs:
+        if job.warehouse != "loaded" or job.size in loaded:
+            continue
+        WORK.mkdir(parents=True, exist_ok=True)
+        target = workbooks.fresh_warehouse(WORK / f"loaded_{job.rows}.duckdb")
+        _child("toolkit_one", {"paths": [str(job.paths[0])], "db": str(target), "batch_size": job.rows + 1})
+        loaded[job.size] = target
+    return loaded
+
+
+def measure(jobs: list[Job]) -> None:
+    loaded = prepare_loaded(jobs)
+    rounds = max(job.repeats for job in jobs)
+    for round_ in range(rounds):
+        todo = [job for job in jobs if job.repeats > round_]
+        shift = round_ % len(todo)
+        for job in todo[shift:] + todo[:shift]:
+            result = run_job(job, loaded)
+            job.results.append(result)
+            print(f"  [{round_ + 1}/{rounds}] {job.size:>7} {job.label}: {result['seconds']:.2f} s", file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = subprocess.run(["free", "-h"], capture_output=True, text=True, check=False).stdout.splitlines()
+    total = memory[1].split()[1] if len(memory) > 1 else "?"
+    versions = {}
+    for package in ("toolkit", "polars", "fastexcel", "duckdb", "pyarrow", "pandas", "openpyxl"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "-"
+    return {
+        "cpu": cpu,
+        "cores (nproc)": str(os.cpu_count()),
+        "memory (free -h)": total,
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        **versions,
+    }
+
+
+def report(jobs: list[Job], info: dict[str, str], mode: str) -> str:
+    floor = {j.size: j for j in jobs if j.method == "bare_typed"}
+    lines = [
+        f"Machine: {info['cpu']}, {info['cores (nproc)']} cores, {info['memory (free -h)']} RAM; Python {info['python']}; "
+        + ", ".join(f"{k} {info[k]}" for k in ("toolkit", "polars", "fastexcel", "duckdb", "pyarrow", "pandas", "openpyxl"))
+        + f". Mode: {mode}.",
+        "",
+        "| rows | method | runs | median s | × bare read | peak RSS MB | × bare RSS | process s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for job in jobs:
+        base = floor.get(job.size) or floor.get("100k")
+        scale = MULTI_FILES if job.size.startswith(f"{MULTI_FILES}×") else 1
+        ratio = job.median("seconds") / (scale * base.median("seconds")) if base else float("nan")
+        rss = job.median("peak_rss_mb") / base.median("peak_rss_mb") if base else float("nan")
+        lines.append(
+            f"| {job.size} | {job.label} | {len(job.results)} | {job.median('seconds'):.2f} | {ratio:.2f}× | "
+            f"{job.median('peak_rss_mb'):,.0f} | {rss:.2f}× | {job.median('process_seconds'):.2f} |"
+        )
+    lines += ["", *_findings(jobs)]
+    return "\n".join(lines)
+
+
+def _findings(jobs: list[Job]) -> list[str]:
+    found = []
+    default = [j for j in jobs if j.method == "toolkit_one" and "(default)" in j.label]
+    per_row = {j.size: j.median("seconds") / j.rows * 1e6 for j in default}
+    if per_row:
+        spread = max(per_row.values()) / min(per_row.values()) - 1
+        shown = ", ".join(f"{size} {us:.2f} µs" for size, us in per_row.items())
+        found.append(f"- Per-row cost of the default fresh ingest: {shown} (spread {spread:.0%}).")
+    for size in SIZES:
+        original = next((j for j in jobs if j.method == "original" and j.size == size), None)
+        ours = next((j for j in default if j.size == size), None)
+        if original and ours:
+            times = original.median("seconds") / ours.median("seconds")
+            found.append(f"- {size}: the original design takes {times:.0f}× the toolkit's time.")
+    sequential = next((j for j in jobs if j.method == "toolkit_sequential"), None)
+    many = next((j for j in jobs if j.method == "toolkit_many"), None)
+    if sequential and many:
+        speedup = sequential.median("seconds") / many.median("seconds")
+        same = sequential.results[0]["inserted"] == many.results[0]["inserted"]
+        found.append(
+            f"- {MULTI_FILES} files in one command: {speedup:.2f}× the throughput of one after another (same result: {same})."
+        )
+    shares = [r["progress_seconds"] / r["seconds"] for j in jobs if j.method == "toolkit_one" for r in j.results]
+    if shares:
+        found.append(f"- Progress callback (the CLI's bar, rendered every batch): at most {max(shares):.2%} of run time.")
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="10k and 100k rows only, fewer repeats")
+    parser.add_argument("--only", nargs="+", metavar="METHOD", help="run only these methods (e.g. bare_typed toolkit_one)")
+    args = parser.parse_args(argv)
+    import toolkit
+
+    default_batch = inspect.signature(toolkit.ingest).parameters["batch_size"].default
+    jobs = plan(args.quick, default_batch)
+    if args.only:
+        jobs = [j for j in jobs if j.method in args.only or j.method == "bare_typed"]
+    started = time.perf_counter()
+    print(f"{len(jobs)} methods × sizes, {sum(j.repeats for j in jobs)} runs", file=sys.stderr)
+    workbooks.template_warehouse()
+    measure(jobs)
+    info = machine()
+    mode = "quick" if args.quick else "full"
+    table = report(jobs, info, mode)
+    print(table)
+    print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    results = {"mode": mode, "machine": info, "jobs": [{**vars(j), "paths": [str(p) for p in j.paths]} for j in jobs]}
+    (workbooks.CACHE / f"results-{mode}.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ import pytest
 
 import toolkit
 from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, customer, loan
-from toolkit.widgets import IngestApp, bar_chart, rejects_table
+from toolkit.widgets import IngestApp, rejects_table
 
 EXPECTED = json.loads((DATA / "expected_summary.json").read_text())
 
@@ -54,14 +54,14 @@ def test_the_form_lists_the_folders_workbooks_and_the_chosen_workbooks_sheets(
 
     assert app.files.options == (("two.xlsx", str(book)),)
     assert app.files.value == (str(book),)
-    assert app.sheet.options == (("first visible sheet", None), ("People", "People"), ("Notes", "Notes"))
+    assert app.sheet.options == (("first visible sheet", ""), ("People", "People"), ("Notes", "Notes"))
     assert [label for label, _ in app.table.options] == ["auto (from the headers)", "customers", "loans"]
 
 
 def test_several_workbooks_use_each_ones_first_visible_sheet(app: IngestApp, customers: Path) -> None:
     app.select(customers, DATA / "loan_data.xlsx")
 
-    assert (app.sheet.options, app.sheet.disabled) == ((("first visible sheet of each", None),), True)
+    assert (app.sheet.options, app.sheet.disabled) == ((("first visible sheet of each", ""),), True)
 
 
 def test_preview_predicts_the_counts_and_rejects_without_writing(app: IngestApp, tmp_path: Path) -> None:
@@ -211,7 +211,7 @@ def test_rejected_rows_filter_by_rule_and_column(app: IngestApp) -> None:
     assert [v for _, v in app.rule_filter.options][1:] == ["age|integer", "phone_number|required", "monthly_salary|min"]
     app.rule_filter.value = "monthly_salary|min"
     assert app.filtered_rows()["__row"].to_list() == [6]
-    app.rule_filter.value = None
+    app.rule_filter.value = ""
     app.column_filter.value = "Age"
     assert app.filtered_rows()["__row"].to_list() == [3]
     assert "rows 1–1 of 1" in app.page_label.value
@@ -264,7 +264,32 @@ def test_the_app_displays_as_its_widget(app: IngestApp) -> None:
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == app.widget.model_id
 
 
-def test_bar_chart_is_inline_svg_with_escaped_labels() -> None:
-    svg = bar_chart({"a<b": 3, "c": 1}, title="Failures")
+def test_the_summary_leaves_the_rejected_rows_to_the_browser_below_it(app: IngestApp) -> None:
+    run(app)
 
-    assert svg.startswith("<svg") and "a&lt;b" in svg and ">3</text>" in svg and "<script" not in svg
+    assert "<b>8</b>" in app.summary_view.value and "Failures by rule" in app.summary_view.value
+    assert "Rejected rows" not in app.summary_view.value
+    assert app.rejects_view.value.count("tk-cell-bad") == 3
+
+
+def test_fixit_export_writes_the_runs_rejected_rows_as_a_workbook(app: IngestApp, tmp_path: Path) -> None:
+    app.preview_button.click()
+    app.wait()
+    assert app.fixit_button.disabled  # a preview records no run to export
+    run(app)
+
+    [path] = app.export_fixit()
+
+    assert path.parent == tmp_path and path.suffix == ".xlsx"
+    assert toolkit.preview(path, table="customers").total == 2  # the two rejected rows, ready to fix
+    assert f'download="{path.name}"' in app.export_view.value
+
+
+@pytest.mark.parametrize(("raw", "shown"), [(None, "∅"), ("  ", "␣␣"), ("<b>", "&lt;b&gt;")])
+def test_a_failing_blank_cell_is_visible_and_every_value_escaped(raw: str | None, shown: str) -> None:
+    rows = pl.DataFrame(
+        {"__row": [2], "last_name": [raw], "reasons": [["Missing Last Name"]]}, schema_overrides={"last_name": pl.String}
+    )
+    errors = pl.DataFrame({"row": [2], "column": ["Last Name"], "rule": ["r"], "message": ["m"], "value": [raw]})
+
+    assert f'<td class="tk-cell-bad" title="m">{shown}</td>' in rejects_table(rows, errors, None)

@@ -23,7 +23,8 @@ import logging
 import math
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,15 +34,17 @@ import ipywidgets as w
 import polars as pl
 
 from toolkit.errors import ToolkitError
+from toolkit.fixit import write_fixit_workbook
 from toolkit.ingest import Prepared, load_prepared, prepare, preview
 from toolkit.load import Progress, Warehouse
 from toolkit.match import normalize_header
 from toolkit.read import ROW, sheet_names
-from toolkit.report import summary_html
+from toolkit.report import run_section, summary_fragment, summary_html
+from toolkit.runs import from_summary
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
 
-__all__ = ["IngestApp", "bar_chart"]
+__all__ = ["IngestApp", "rejects_table"]
 
 log = logging.getLogger("toolkit")
 
@@ -49,20 +52,17 @@ WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
 #: Larger reports get no download link: the link carries the whole page inside the notebook.
 MAX_DOWNLOAD_BYTES = 20 * 1024**2
 _ERROR_SCHEMA = {"row": pl.Int64, "column": pl.String, "rule": pl.String, "message": pl.String, "value": pl.String}
+#: The choice "any": a Dropdown shows an option whose value is None as no selection at all.
+ANY = ""
 _ROW_LEVEL = "(row)"  # the name summaries give failures that belong to no single column
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-# Scoped under .tk-app: the report's own stylesheet styles <body> and would restyle JupyterLab.
+# The summaries bring the report's own (scoped) styles; these are for the app's parts, scoped to it.
 _STYLE = """<style>
-.tk-app .tk-counts{display:flex;gap:.5rem;flex-wrap:wrap;margin:.4rem 0}
-.tk-app .tk-count{border:1px solid #d0d7de;border-radius:6px;padding:.3rem .7rem;min-width:5.5rem}
-.tk-app .tk-count b{display:block;font-size:1.2rem}
-.tk-app .tk-ok b{color:#1a7f37}.tk-app .tk-bad b{color:#cf222e}
 .tk-app table.tk{border-collapse:collapse;margin:.4rem 0;font-size:.85rem}
 .tk-app table.tk th,.tk-app table.tk td{border:1px solid #d0d7de;padding:.15rem .45rem;text-align:left;vertical-align:top}
 .tk-app table.tk th{background:#f6f8fa}
-.tk-app .tk-bar{display:inline-block;height:.7rem;background:#cf222e;vertical-align:middle}
 .tk-app .tk-meta{color:#57606a;font-size:.85rem}
-.tk-app .tk-warn{color:#9a6700}
 .tk-app .tk-error{color:#cf222e;border-left:4px solid #cf222e;padding:.3rem .6rem;background:#fff5f5;margin:.3rem 0}
 .tk-app td.tk-cell-bad{background:#ffebe9;color:#82071e;font-weight:600}
 .tk-app ul.tk-reasons{margin:0;padding-left:1.1rem}
@@ -105,14 +105,15 @@ class IngestApp:
         self.files = w.SelectMultiple(
             options=[(p.name, str(p)) for p in found],
             value=(str(found[0]),) if found else (),
-            rows=min(6, max(2, len(found))),
+            rows=_rows(len(found)),
             description="Workbooks",
             style=wide,
+            layout=w.Layout(width="32rem"),
         )
         self.upload = w.FileUpload(accept=",".join(WORKBOOK_SUFFIXES), multiple=True, description="Upload")
         self.sheet = w.Dropdown(description="Sheet", style=wide)
         self.table = w.Dropdown(
-            options=[("auto (from the headers)", None)] + [(name, name) for name in sorted(self.specs)],
+            options=[("auto (from the headers)", ANY)] + [(name, name) for name in sorted(self.specs)],
             description="Table",
             style=wide,
         )
@@ -134,6 +135,9 @@ class IngestApp:
         self.page_label = w.HTML()
         self.rejects_view = w.HTML()
         self.export_button = w.Button(description="HTML report", icon="download", disabled=True)
+        self.fixit_button = w.Button(
+            description="Fix-it workbook", icon="table", disabled=True, tooltip="The rejected rows as a workbook to correct"
+        )
         self.export_view = w.HTML()
 
         self.files.observe(self._on_files, names="value")
@@ -147,7 +151,13 @@ class IngestApp:
         self.prev_button.on_click(lambda _: self._turn_page(self._page - 1))
         self.next_button.on_click(lambda _: self._turn_page(self._page + 1))
         self.export_button.on_click(lambda _: self.export_html())
+        self.fixit_button.on_click(lambda _: self.export_fixit())
 
+        # The rejected-rows controls show once there are rejected rows to browse.
+        self._browser = w.VBox(
+            [w.HBox([self.rule_filter, self.column_filter]), w.HBox([self.prev_button, self.next_button, self.page_label])],
+            layout=w.Layout(display="none"),
+        )
         self.widget = w.VBox(
             [
                 w.HTML(_STYLE),
@@ -161,10 +171,10 @@ class IngestApp:
                 self.message,
                 self.summary_view,
                 self.run_choice,
-                w.HBox([self.rule_filter, self.column_filter]),
-                w.HBox([self.prev_button, self.next_button, self.page_label]),
+                self._browser,
                 self.rejects_view,
-                w.HBox([self.export_button, self.export_view]),
+                w.HBox([self.export_button, self.fixit_button]),
+                self.export_view,
             ]
         )
         self.widget.add_class("tk-app")
@@ -183,22 +193,24 @@ class IngestApp:
         chosen = [str(p) for p in paths]
         kept = [(text, value) for text, value in self.files.options if value not in chosen]
         self.files.options = kept + [(f"{Path(p).name}{label}", p) for p in chosen]
+        self.files.rows = _rows(len(self.files.options))
         self.files.value = tuple(chosen)
 
     def _on_files(self, _: object = None) -> None:
         self.message.value = ""
         if len(self.files.value) != 1:
-            self.sheet.options = [("first visible sheet of each", None)]
+            self.sheet.options = [("first visible sheet of each", ANY)]
             self.sheet.disabled = True
             return
         self.sheet.disabled = False
         try:
             names = sheet_names(self.files.value[0])
         except ToolkitError as exc:
-            self.sheet.options = [("first visible sheet", None)]
+            self.sheet.options = [("first visible sheet", ANY)]
             self._show_error(str(exc))
             return
-        self.sheet.options = [("first visible sheet", None)] + [(name, name) for name in names]
+        self.sheet.options = [("first visible sheet", ANY)] + [(name, name) for name in names]
+        self.sheet.value = ANY  # options set on an empty Dropdown leave it showing nothing
 
     def _on_upload(self, change: Mapping[str, Any]) -> None:
         uploads = change["new"]
@@ -276,9 +288,10 @@ class IngestApp:
             button.disabled = busy
         self.cancel_button.disabled = not busy
         self.export_button.disabled = busy or not self.summaries
+        self.fixit_button.disabled = busy or not any(s.failed and s.status != "preview" for s in self.summaries)
 
     def _options(self) -> dict[str, Any]:
-        return {"specs": self.specs, "table": self.table.value, "sheet": self.sheet.value}
+        return {"specs": self.specs, "table": self.table.value or None, "sheet": self.sheet.value or None}
 
     def _preview_job(self, paths: list[Path]) -> None:
         self.status.value = "previewing…"
@@ -346,7 +359,7 @@ class IngestApp:
         self.summaries = summaries
         parts = [f'<p class="tk-meta">{html.escape(note)}</p>'] if note else []
         parts += [f'<div class="tk-error">{html.escape(f)}</div>' for f in failures]
-        parts += [s._repr_html_() for s in summaries]
+        parts += [_summary_without_rejected_rows(s) for s in summaries]
         self.summary_view.value = "\n".join(parts)
         self.export_view.value = ""
         choices = [(f"{Path(s.file).name} → {s.table} ({s.failed:,} rejected)", i) for i, s in enumerate(summaries)]
@@ -367,11 +380,11 @@ class IngestApp:
         self._errors = pl.DataFrame(errors, schema=_ERROR_SCHEMA).with_columns(pl.col("column").fill_null(_ROW_LEVEL))
         rules = summary.failures_by_rule if summary else {}
         columns = summary.failures_by_column if summary else {}
-        self.rule_filter.options = [(f"all rules ({sum(rules.values()):,})", None)] + [
+        self.rule_filter.options = [(f"all rules ({sum(rules.values()):,})", ANY)] + [
             (f"{k} ({n:,})", k) for k, n in rules.items()
         ]
-        self.column_filter.options = [("all columns", None)] + [(f"{k} ({n:,})", k) for k, n in columns.items()]
-        self.rule_filter.value = self.column_filter.value = None
+        self.column_filter.options = [("all columns", ANY)] + [(f"{k} ({n:,})", k) for k, n in columns.items()]
+        self.rule_filter.value = self.column_filter.value = ANY
         self._turn_page(0)
 
     def filtered_rows(self) -> pl.DataFrame:
@@ -380,9 +393,9 @@ class IngestApp:
         if summary is None or summary.rejected.is_empty():
             return pl.DataFrame()
         errors = self._errors
-        if self.rule_filter.value is not None:
+        if self.rule_filter.value:  # ANY, or None while the options change
             errors = errors.filter(pl.col("rule") == self.rule_filter.value)
-        if self.column_filter.value is not None:
+        if self.column_filter.value:
             errors = errors.filter(pl.col("column") == self.column_filter.value)
         return summary.rejected.filter(pl.col(ROW).is_in(errors["row"].implode()))
 
@@ -393,6 +406,8 @@ class IngestApp:
         self.prev_button.disabled = self._page == 0
         self.next_button.disabled = self._page >= pages - 1
         summary = self.current
+        has_rejects = summary is not None and not summary.rejected.is_empty()
+        self._browser.layout.display = None if has_rejects else "none"
         if summary is None or rows.is_empty():
             self.page_label.value = ""
             self.rejects_view.value = "<p>No rejected rows.</p>" if summary is not None else ""
@@ -423,6 +438,27 @@ class IngestApp:
         self.export_view.value = _file_link(path, page.encode("utf-8"), "text/html")
         return path
 
+    def export_fixit(self) -> list[Path]:
+        """Write each run's rejected rows as a fix-it workbook (see :mod:`toolkit.fixit`), next to the warehouse."""
+        runs = [s for s in self.summaries if s.failed and s.status != "preview"]
+        folder = Path(self.db.value).expanduser().resolve().parent
+        written: list[Path] = []
+        try:
+            for s in runs:
+                out = folder / f"fixit-{s.table}-{s.run_id[:8]}.xlsx"
+                written.append(write_fixit_workbook(self.db.value, out, run_id=s.run_id))
+        except (ToolkitError, OSError) as exc:
+            self._show_error(f"cannot write the fix-it workbook: {exc}")
+        self.export_view.value = "<br>".join(_file_link(p, p.read_bytes(), _XLSX) for p in written)
+        return written
+
+
+def _summary_without_rejected_rows(summary: IngestSummary) -> str:
+    # The report's fragment lists the first rejected rows; the app's own browser below filters and
+    # pages through all of them, so its section is swapped for the same section without rows.
+    report = from_summary(summary, limit=0)
+    return summary_fragment(summary, limit=0).replace(run_section(report), run_section(replace(report, rejected_total=0)))
+
 
 def rejects_table(rows: pl.DataFrame, errors: pl.DataFrame, spec: TableSpec | None) -> str:
     """Rejected rows as an HTML table: Excel row, every reason, the raw cells; failing cells highlighted."""
@@ -434,6 +470,8 @@ def rejects_table(rows: pl.DataFrame, errors: pl.DataFrame, spec: TableSpec | No
             header_of[column.name] = column.header
             for label in (column.name, column.header, *column.aliases):
                 by_label.setdefault(normalize_header(label), column.name)
+    for name in raw_columns:  # without a spec (or for a column it lacks), the names still match
+        by_label.setdefault(normalize_header(name), name)
     page_errors = errors.filter(pl.col("row").is_in(rows[ROW].implode()))
     failing: dict[tuple[int, str], list[str]] = {}
     for error in page_errors.iter_rows(named=True):
@@ -446,36 +484,22 @@ def rejects_table(rows: pl.DataFrame, errors: pl.DataFrame, spec: TableSpec | No
         reasons = "".join(f"<li>{html.escape(r)}</li>" for r in record["reasons"])
         cells = []
         for c in raw_columns:
-            value = "" if record[c] is None else html.escape(str(record[c]))
+            value = _shown(record[c])
             messages = failing.get((row, c))
             if messages:
-                cells.append(f'<td class="tk-cell-bad" title="{html.escape("; ".join(messages))}">{value or "∅"}</td>')
+                cells.append(f'<td class="tk-cell-bad" title="{html.escape("; ".join(messages))}">{value}</td>')
             else:
                 cells.append(f"<td>{value}</td>")
         body.append(f'<tr><td>{row}</td><td><ul class="tk-reasons">{reasons}</ul></td>{"".join(cells)}</tr>')
     return f'<table class="tk"><tr><th>Excel row</th><th>reasons</th>{head}</tr>{"".join(body)}</table>'
 
 
-def bar_chart(counts: Mapping[str, int] | Sequence[tuple[str, int]], *, title: str = "", width: int = 640) -> str:
-    """A horizontal bar chart as inline SVG (no script, no external resource): label -> count."""
-    items = list(counts.items()) if isinstance(counts, Mapping) else list(counts)
-    bar_height, label_width, gap = 18, 220, 4
-    top = max((n for _, n in items), default=1) or 1
-    space = width - label_width - 60
-    lines = [f'<text x="0" y="14" font-weight="bold">{html.escape(title)}</text>'] if title else []
-    for i, (label, n) in enumerate(items):
-        y = (i + (1 if title else 0)) * (bar_height + gap) + 4
-        length = max(1, round(space * n / top))
-        lines.append(
-            f'<text x="{label_width - 6}" y="{y + 13}" text-anchor="end">{html.escape(str(label))}</text>'
-            f'<rect x="{label_width}" y="{y}" width="{length}" height="{bar_height}" fill="#cf222e"/>'
-            f'<text x="{label_width + length + 4}" y="{y + 13}">{n:,}</text>'
-        )
-    height = (len(items) + (1 if title else 0)) * (bar_height + gap) + 8
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'font-family="sans-serif" font-size="12">{"".join(lines)}</svg>'
-    )
+def _shown(value: object) -> str:
+    """A raw cell as HTML; an empty one as ∅ and spaces as ␣, so a failing blank cell is seen."""
+    if value is None:
+        return "∅"
+    text = str(value)
+    return html.escape(text) if text.strip() else "␣" * len(text) or "∅"
 
 
 def _file_link(path: Path, content: bytes, mime: str) -> str:
@@ -488,6 +512,11 @@ def _file_link(path: Path, content: bytes, mime: str) -> str:
     return (
         f'{where} · <a download="{html.escape(path.name)}" href="data:{mime};base64,{data}">download {html.escape(path.name)}</a>'
     )
+
+
+def _rows(options: int) -> int:
+    """Height of the workbook list: every option visible, up to a point (an upload must not hide below)."""
+    return min(8, max(3, options))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,246 @@
+"""The app as a person uses it: a real Chromium clicks through JupyterLab and the Voilà page.
+
+Each server runs on 127.0.0.1 on a free port, in its own process group, with Jupyter's config,
+data, runtime and IPython folders in a temporary folder (nothing of the developer's is read or
+written), on a copy of the notebooks and sample data (Lab autosaves outputs into the notebook).
+Kernels run in their own sessions, so stopping a server kills its group and each kernel's group.
+Chromium is Debian's (``.ci/run`` installs it); ``playwright install`` would need the internet.
+Screenshots land in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import DATA, ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+START_TIMEOUT = 60  # seconds for a server to answer
+UI_TIMEOUT = 60_000  # milliseconds for the page to show what we wait for
+INSERTED = json.loads((DATA / "expected_summary.json").read_text())["customer_data.xlsx"]["inserted"]
+LOADING = re.compile(r"Loading widget", re.IGNORECASE)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of notebooks/ and data/ side by side, as the notebooks expect, plus Jupyter's folders."""
+    site = tmp_path_factory.mktemp("site")
+    shutil.copytree(ROOT / "notebooks", site / "root" / "notebooks")
+    shutil.copytree(DATA, site / "root" / "data", ignore=shutil.ignore_patterns("*.py", "*.json", "*.md"))
+    # No news or update checks: start-up would stall on the network, and a consent toast would cover the page.
+    config = {
+        "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate", "extension_manager": "readonly"}
+    }
+    (site / "jupyter-config").mkdir()
+    (site / "jupyter-config" / "jupyter_server_config.json").write_text(json.dumps(config))
+    settings = site / "jupyter-config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return site
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_jupyterlab_runs_the_notebook_and_the_app_ingests_an_uploaded_workbook(
+    site: Path, browser: Browser, tmp_path: Path
+) -> None:
+    with serve(["-m", "jupyter", "lab", "--no-browser"], site) as base, page_of(browser) as page:
+        page.goto(f"{base}/lab/tree/notebooks/01_ingest.ipynb")
+        # Run All before the kernel is up runs nothing: wait for the status bar to say it is idle.
+        page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle")).first.wait_for(timeout=UI_TIMEOUT)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        use_the_app(page, upload(tmp_path), ARTIFACTS / "jupyterlab.png")
+
+
+def test_voila_serves_the_app_as_a_page_that_ingests_an_uploaded_workbook(site: Path, browser: Browser, tmp_path: Path) -> None:
+    voila = ["-m", "voila", "notebooks/01_ingest.ipynb", "--no-browser", "--VoilaExecutor.timeout=120", "--show_tracebacks=False"]
+    with serve(voila, site, app="Voila") as base, page_of(browser) as page:
+        page.goto(base + "/")
+        use_the_app(page, upload(tmp_path), ARTIFACTS / "voila.png")
+
+
+def upload(folder: Path) -> Path:
+    return Path(shutil.copy(DATA / "customer_data.xlsx", folder / "from_a_colleague.xlsx"))
+
+
+def use_the_app(page: Page, workbook: Path, screenshot: Path) -> None:
+    """Upload through the file chooser, click Run, wait for the summary; no widget left unrendered."""
+    screenshot.parent.mkdir(exist_ok=True)
+    try:
+        _use_the_app(page, workbook, screenshot.with_name(f"{screenshot.stem}-rejected.png"))
+    finally:  # a picture of the end state, pass or fail: it is the first thing to look at
+        page.screenshot(path=str(screenshot), full_page=True)
+
+
+def _use_the_app(page: Page, workbook: Path, rejected_shot: Path) -> None:
+    app = page.locator(".tk-app")
+    app.wait_for(timeout=UI_TIMEOUT)
+    with page.expect_file_chooser(timeout=UI_TIMEOUT) as chooser:
+        app.locator("button.widget-upload").click()
+    chooser.value.set_files(str(workbook))
+    picked = app.locator("select[multiple] option:checked")
+    picked.filter(has_text=f"{workbook.name} (uploaded)").wait_for(timeout=UI_TIMEOUT)
+    assert picked.count() == 1
+
+    app.locator("button", has_text="Run").click()  # the only button saying "Run" (its icon glyph is in its name)
+    app.get_by_text(f"done: 1 run(s), {INSERTED} rows inserted").wait_for(timeout=UI_TIMEOUT)
+    inserted = app.locator(".tk-count", has_text="inserted").first
+    assert inserted.locator("b").inner_text() == f"{INSERTED:,}"
+    assert app.locator("td.tk-cell-bad").count() > 0  # the rejected rows, failing cells highlighted
+
+    app.locator("button", has_text="HTML report").click()
+    app.locator("a[download^='report-']").wait_for(timeout=UI_TIMEOUT)
+
+    assert page.get_by_text(LOADING).count() == 0, "a widget was left at 'Loading widget…'"
+    assert "Traceback" not in app.inner_text()
+    app.locator("td.tk-cell-bad").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(rejected_shot))
+    app.locator(".tk-count").first.scroll_into_view_if_needed()
+
+
+@contextmanager
+def page_of(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@contextmanager
+def serve(args: list[str], site: Path, *, app: str = "ServerApp") -> Iterator[str]:
+    """Start a Jupyter server (Lab or Voilà) on a free loopback port; yield its URL; kill it and its kernels."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(site / "jupyter-config"),
+        "JUPYTER_DATA_DIR": str(site / "jupyter-data"),
+        "JUPYTER_RUNTIME_DIR": str(site / "jupyter-runtime"),
+        "IPYTHONDIR": str(site / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+    }
+    command = [
+        sys.executable,
+        *args,
+        f"--{app}.ip=127.0.0.1",
+        f"--{app}.port={port}",
+        f"--{app}.port_retries=0",
+        f"--{app}.token=",
+    ]
+    if app == "ServerApp":
+        command += ["--allow-root", "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={site / 'root'}"]
+    log = site / f"{app}-{port}.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            command, cwd=site / "root", env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(base, server, log)
+        yield base
+    finally:
+        stop(server)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_up(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(base + "/api/status", timeout=2):
+                return
+        except urllib.error.HTTPError:  # an answer all the same (Voilà refuses the path): it is up
+            return
+        except OSError:
+            time.sleep(0.25)
+    pytest.fail(f"the server did not answer within {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's group and every kernel's group (kernels start their own sessions), then SIGKILL."""
+    groups = {server.pid} | {group for pid in descendants(server.pid) if (group := _group(pid))}
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for group in groups:
+            try:
+                os.killpg(group, signum)
+            except ProcessLookupError:
+                pass
+        try:
+            server.wait(timeout=10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    server.wait()
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, queue = set(), [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            if child not in found:
+                found.add(child)
+                queue.append(child)
+    return found
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None

@@ -4,7 +4,9 @@ Each batch is one transaction: rows whose key is already present with the same v
 skipped, with other values rejected as conflicts (naming the changed columns), rows whose
 foreign key or unique value does not fit the warehouse are rejected, and the rest are inserted
 through an anti-join against the table, so a re-run never duplicates a row. Committed batches
-survive a crash; ``_runs`` keeps the run as not finished until its last commit.
+survive a crash; ``_runs`` keeps the run as not finished until its last commit. Where the outcome
+cannot differ (see ``_judge_once``) every row is judged in one join before the first batch, so the
+per-batch work is the guarded insert alone and the load stays linear in the file's rows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from toolkit import schema, sql
 from toolkit.errors import WarehouseBusyError, WarehouseError
@@ -126,13 +129,18 @@ class Warehouse:
         inserted = skipped = updated = batches = rows_done = 0
         errors = [pl.DataFrame(schema=ERROR_SCHEMA)]
         started = time.perf_counter()
-        for batch in rows.iter_slices(batch_size):
+        whole = _judge_whole_file(self.con, spec, rows, validated.headers, batch_size) if _judge_once(spec, on_conflict) else None
+        for index, batch in enumerate(rows.iter_slices(batch_size)):
             if should_stop is not None and should_stop():
                 return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done, cancelled=True, updated=updated)
             with self.transaction():
-                judged = judge(self.con, spec, batch, validated.headers, on_conflict=on_conflict)
-                handled = pl.concat([judged.errors["row"], judged.same, judged.updates]).implode()
-                inserted += self._insert_batch(spec, batch.filter(~pl.col(ROW).is_in(handled)), list(validated.headers))
+                if whole is not None:
+                    judged, new_rows = whole.part(index)
+                else:
+                    judged = judge(self.con, spec, batch, validated.headers, on_conflict=on_conflict)
+                    handled = pl.concat([judged.errors["row"], judged.same, judged.updates]).implode()
+                    new_rows = batch.filter(~pl.col(ROW).is_in(handled)).to_arrow()
+                inserted += self._insert_batch(spec, new_rows, list(validated.headers))
                 if judged.updates.len():
                     self._update_rows(spec, batch.filter(pl.col(ROW).is_in(judged.updates.implode())), list(validated.headers))
                     self._insert_changes(run_id, spec, judged.changes)
@@ -154,8 +162,9 @@ class Warehouse:
     def transaction(self) -> _Transaction:
         return _Transaction(self.con)
 
-    def _insert_batch(self, spec: TableSpec, batch: pl.DataFrame, present: list[str]) -> int:
-        if batch.is_empty():
+    def _insert_batch(self, spec: TableSpec, batch: pl.DataFrame | pa.Table, present: list[str]) -> int:
+        # An arrow table registers ~0.7 ms faster than a polars frame: it counts at 1000 batches.
+        if batch.shape[0] == 0:
             return 0
         self.con.register(BATCH_NAME, batch)
         try:
@@ -190,7 +199,8 @@ class Warehouse:
         if errors.is_empty():
             return
         headers = validated.headers
-        raw = validated.raw.select(
+        # Only the failing rows: building the header -> cell map costs ~15 s per million rows.
+        raw = validated.raw.filter(pl.col(ROW).is_in(errors["row"].implode())).select(
             ROW,
             pl.concat_list([pl.struct(key=pl.lit(headers[c]), value=pl.col(c)) for c in headers]).alias("raw"),
         )
@@ -252,6 +262,66 @@ class Judgement:
 
 CHANGE_SCHEMA = {"row": pl.Int64, "column": pl.String, "old_value": pl.String, "new_value": pl.String}
 ON_CONFLICT = ("reject", "update")
+_BATCH = "__batch"
+
+
+def _judge_once(spec: TableSpec, on_conflict: str) -> bool:
+    """Whether judging every row in one join gives what judging batch by batch would.
+
+    It does when no batch's writes can change how a later batch is judged. Accepted rows have
+    distinct keys and unique values (settled in the file), so an insert cannot make a later row
+    present or clash; we hold the warehouse's write lock, so nobody else writes meanwhile. Not
+    so with updates (an updated unique value frees or takes one) or a foreign key to the table
+    itself (an earlier batch inserts parents of a later one): those are judged batch by batch.
+    """
+    return on_conflict == "reject" and all(fk.references != spec.table for fk in spec.foreign_keys)
+
+
+@dataclass(frozen=True)
+class _WholeFile:
+    """Every accepted row judged in one join, split by batch: the errors, the rows already
+    present, and the rows to insert (one arrow table, ``offsets[i]`` where batch ``i`` starts)."""
+
+    errors: dict[int, pl.DataFrame]
+    same: dict[int, pl.Series]
+    new_rows: pa.Table
+    offsets: list[int]
+
+    def part(self, index: int) -> tuple[Judgement, pa.Table]:
+        empty = pl.Series(ROW, [], dtype=pl.Int64)
+        judgement = Judgement(
+            errors=self.errors.get(index, pl.DataFrame(schema=ERROR_SCHEMA)),
+            same=self.same.get(index, empty),
+            updates=empty,
+            changes=pl.DataFrame(schema=CHANGE_SCHEMA),
+        )
+        start, end = self.offsets[index], self.offsets[index + 1]
+        return judgement, self.new_rows.slice(start, end - start)
+
+
+def _judge_whole_file(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: pl.DataFrame, headers: dict[str, str], batch_size: int
+) -> _WholeFile:
+    # One join against the table instead of one per batch: a per-batch join scans the growing
+    # table each time, which makes a large file's load quadratic.
+    judged = judge(con, spec, rows, headers)
+    batch_of = rows.select(ROW, (pl.int_range(pl.len(), dtype=pl.Int64) // batch_size).alias(_BATCH))
+    errors = judged.errors.join(batch_of, left_on="row", right_on=ROW, how="left", maintain_order="left")
+    same = judged.same.to_frame(ROW).join(batch_of, on=ROW, how="left", maintain_order="left")
+    handled = pl.concat([judged.errors["row"], judged.same]).implode()
+    new = rows.with_columns(batch_of[_BATCH]).filter(~pl.col(ROW).is_in(handled))
+    n_batches = -(-rows.height // batch_size)
+    counts = new.group_by(_BATCH).len()
+    per_batch = dict(zip(counts[_BATCH].to_list(), counts["len"].to_list(), strict=True))
+    offsets = [0]
+    for index in range(n_batches):
+        offsets.append(offsets[-1] + per_batch.get(index, 0))
+    return _WholeFile(
+        errors={int(k[0]): v for k, v in errors.partition_by(_BATCH, as_dict=True, include_key=False).items()},
+        same={int(k[0]): v[ROW] for k, v in same.partition_by(_BATCH, as_dict=True, include_key=False).items()},
+        new_rows=new.drop(_BATCH).to_arrow(),
+        offsets=offsets,
+    )
 
 
 def classify(

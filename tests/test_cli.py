@@ -79,7 +79,7 @@ def test_json_prints_one_object_per_sheet_with_the_contract_keys_and_exits_0_des
     for data in objects:
         assert set(CONTRACT_KEYS) <= set(data)
         assert data["total"] == data["success"] + data["failed"]
-        assert data["success"] == data["inserted"] + data["skipped"] + data["duplicates"]
+        assert data["success"] == data["inserted"] + data["skipped"] + data["duplicates"] + data["updated"]
         for error in data["errors"]:
             assert list(error) == ["row", "column", "rule", "message", "value"]
     assert [(o["inserted"], o["failed"]) for o in objects] == [(1, 1), (1, 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 import toolkit
 from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, customer, loan, warehouse_held, warehouse_rows, write_workbook
 from toolkit.errors import HeaderError, UnreadableFileError, WarehouseBusyError
-from toolkit.load import Progress
+from toolkit.load import LoadOutcome, Progress, Warehouse
 
 Book = Callable[..., Path]
 COUNTS = ("total", "success", "failed", "inserted", "skipped", "duplicates")
@@ -31,7 +32,7 @@ def counts(summary: toolkit.IngestSummary | toolkit.ToolkitError) -> dict[str, i
 
 def assert_invariants(summary: toolkit.IngestSummary) -> None:
     assert summary.total == summary.success + summary.failed
-    assert summary.success == summary.inserted + summary.skipped + summary.duplicates
+    assert summary.success == summary.inserted + summary.skipped + summary.duplicates + summary.updated
 
 
 def query(db: Path, text: str) -> list[tuple[Any, ...]]:
@@ -104,6 +105,35 @@ def test_a_header_only_sheet_gives_total_zero_with_a_warning_and_a_completed_run
     assert counts(summary) == dict.fromkeys(COUNTS, 0)
     assert "the sheet has a header row but no data rows" in summary.warnings
     assert query(db, "SELECT status, total FROM _runs") == [("completed", 0)]
+
+
+@pytest.mark.parametrize("count", ["inserted", "skipped"])
+def test_a_loader_that_miscounts_breaks_the_second_invariant_and_the_run_is_refused(
+    workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch, count: str
+) -> None:
+    # success is counted from the rows, so a warehouse count off by one no longer goes unnoticed.
+    real_load = Warehouse.load
+
+    def miscounting(self: Warehouse, *args: Any, **kwargs: Any) -> LoadOutcome:
+        outcome = real_load(self, *args, **kwargs)
+        return dataclasses.replace(outcome, **{count: getattr(outcome, count) + 1})
+
+    monkeypatch.setattr(Warehouse, "load", miscounting)
+    book = workbook([CUSTOMER_HEADERS, customer(1), customer(2), customer(2), customer(3, Age=3)])
+    with pytest.raises(AssertionError, match=r"row accounting broken: success 3 != inserted \d \+ skipped \d \+ duplicates 1"):
+        toolkit.ingest(book, db=db)
+
+
+def test_success_counts_the_rows_not_rejected_in_ingest_and_preview_alike(workbook: Book, db: Path) -> None:
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1), customer(2)]), db=db)
+    rows = [customer(1), customer(1), customer(2, Age=50), customer(3), customer(4, Age="x"), customer(5), customer(5)]
+    book = workbook([CUSTOMER_HEADERS, *rows])
+
+    for summary in (toolkit.preview(book, db=db), toolkit.ingest(book, db=db)):
+        # rows 2-3 skipped + duplicate, row 4 a conflict, row 5 inserted, row 6 bad, rows 7-8 inserted + duplicate
+        assert counts(summary) == {"total": 7, "success": 5, "failed": 2, "inserted": 2, "skipped": 1, "duplicates": 2}
+        assert summary.failed_rows == [4, 6]
+        assert_invariants(summary)
 
 
 def test_clock_and_run_id_are_injectable(workbook: Book, db: Path) -> None:

@@ -210,6 +210,7 @@ def load_prepared(
         sheet=prepared.sheet_name,
         table=spec.table,
         total=total,
+        success=_succeeded(validated, failed_rows | unprocessed),
         inserted=outcome.inserted,
         skipped=outcome.skipped,
         updated=outcome.updated,
@@ -275,6 +276,7 @@ def preview(
         sheet=prepared.sheet_name,
         table=validated.spec.table,
         total=validated.raw.height,
+        success=_succeeded(validated, failed_rows),
         inserted=loadable.height - same.len(),
         skipped=same.len(),
         duplicates=validated.duplicates.filter(~pl.col(ROW).is_in(list(failed_rows))).height,
@@ -292,6 +294,12 @@ def preview(
         accepted=loadable,
         rejected=_rejected_frame(validated, errors),
     )
+
+
+def _succeeded(validated: Validated, not_counted: set[int]) -> int:
+    """Distinct data rows outside ``not_counted``: counted from the rows themselves, never from
+    inserted + skipped + duplicates, so that the summary's second invariant checks the loader."""
+    return validated.raw.filter(~pl.col(ROW).is_in(list(not_counted)))[ROW].n_unique()
 
 
 def _unprocessed(validated: Validated, rows_done: int) -> set[int]:

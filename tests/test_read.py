@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
 import pytest
 import xlsxwriter
 from hypothesis import given
@@ -74,6 +75,21 @@ def test_a_corpus_file_with_a_formula_error_reports_its_position() -> None:
 
 
 # --- sheets -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["xls", "xlsb", "ods", "xlsx"])
+def test_every_format_reads_text_numbers_booleans_and_dates_as_the_same_text(suffix: str) -> None:
+    path = ODDFILES / f"python-calamine__base.{suffix}"
+    if not path.exists():
+        pytest.skip(f"corpus file {path} is not available (../shared/data/oddfiles)")
+
+    grid = read_grid(path)
+
+    assert (grid.sheet, grid.letters) == ("Sheet1", list("ABCDEFGHIJ"))
+    [values] = grid.cells.filter(pl.col(ROW) == 2).select("A", "B", "C", "D", "E").rows()
+    assert values == ("String", "1", "1.1", "true", "false")
+    # a date cell: xls, xlsb and xlsx hold a serial number (read as a midnight date-time), ods an ISO date
+    assert grid.cells.filter(pl.col(ROW) == 2)["F"].item() in {"2010-10-10 00:00:00", "2010-10-10"}
 
 
 def test_a_sheet_is_chosen_by_name_or_number(workbook: Workbook) -> None:

@@ -104,6 +104,58 @@ def test_a_bad_file_among_several_yields_its_error_in_place_and_the_others_still
     assert query(db, "SELECT count(*) FROM loans") == [(1,)]
 
 
+def _warehouse_contents(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    tables = {
+        "customers": "SELECT * EXCLUDE (_run_id) FROM customers ORDER BY customer_id",
+        "loans": "SELECT * EXCLUDE (_run_id) FROM loans ORDER BY customer_id, loan_id",
+        "_rejects": "SELECT table_name, source_row, stage, reasons FROM _rejects ORDER BY ALL",
+        "_runs": "SELECT file, table_name, total, success, failed, inserted, skipped, duplicates FROM _runs ORDER BY started_at",
+    }
+    return {name: query(db, text) for name, text in tables.items()}
+
+
+def test_workers_give_the_same_results_in_the_same_order_and_the_same_warehouse(workbook: Book, tmp_path: Path) -> None:
+    # Loans first, two customer files sharing a key with different values, and a bad file:
+    # the order of loading decides who wins, so it must not depend on which worker is faster.
+    loans = workbook([LOAN_HEADERS, loan(1, 100), loan(2, 101), loan(3, 102)], name="loans.xlsx")
+    first = workbook([CUSTOMER_HEADERS, customer(1), customer(2)], name="first.xlsx")
+    broken = workbook([["Shoe Size"], [42]], name="broken.xlsx")
+    second = workbook([CUSTOMER_HEADERS, customer(2, First_Name="Other"), customer(3)], name="second.xlsx")
+    files = [loans, first, broken, second]
+
+    results = {n: toolkit.ingest_many(files, db=tmp_path / f"w{n}.duckdb", workers=n) for n in (1, 2)}
+
+    def shown(outcome: toolkit.IngestSummary | toolkit.ToolkitError) -> object:
+        if isinstance(outcome, toolkit.IngestSummary):
+            return (outcome.file, outcome.table, outcome.inserted, outcome.failed)
+        return str(outcome)
+
+    assert [shown(o) for o in results[1]] == [shown(o) for o in results[2]]
+    assert [o.table for o in results[2] if isinstance(o, toolkit.IngestSummary)] == ["customers", "customers", "loans"]
+    assert _warehouse_contents(tmp_path / "w1.duckdb") == _warehouse_contents(tmp_path / "w2.duckdb")
+
+
+@pytest.mark.parametrize(
+    ("index", "known", "done", "expected"),
+    [
+        (0, {0: "customers", 1: "customers"}, set(), True),  # first of the first table
+        (1, {0: "customers", 1: "customers"}, set(), False),  # waits for the one given before it
+        (1, {0: "customers", 1: "customers"}, {0}, True),
+        (0, {0: "loans", 1: "customers"}, set(), False),  # children wait for every parent
+        (0, {0: "loans", 1: "customers"}, {1}, True),
+        (0, {0: "customers"}, set(), True),  # a file not read yet, given later, cannot be a parent of customers
+        (1, {1: "customers"}, set(), False),  # ... but one given earlier may be a customers file
+        (0, {0: "loans"}, set(), False),  # ... and any file not read yet may be a parent of loans
+    ],
+)
+def test_a_file_loads_only_when_nothing_that_goes_before_it_is_left(
+    index: int, known: dict[int, str], done: set[int], expected: bool
+) -> None:
+    from toolkit.ingest import _may_load
+
+    assert _may_load(index, known, done, {"customers": 0, "loans": 1}, count=2) is expected
+
+
 def test_a_structural_error_raises_before_the_warehouse_is_created(workbook: Book, db: Path) -> None:
     with pytest.raises(HeaderError, match="no table spec matches the headers"):
         toolkit.ingest(workbook([["Shoe Size"], [42]]), db=db)

@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="reject",
         help="a row whose key is stored with other values: reject it (default) or update the stored row",
     )
+    ingest.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="processes reading and validating several files at once (default: one per core, for files over 4 MB in all)",
+    )
     ingest.add_argument("--json", action="store_true", help="print one JSON object per sheet (JSON Lines)")
     ingest.add_argument("--report", type=Path, metavar="PATH.html", help="also write a self-contained HTML report")
     ingest.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for a busy warehouse")
@@ -117,6 +123,7 @@ def _ingest(args: argparse.Namespace) -> int:
         on_progress=_progress_bar if show_progress else None,
         wait=args.wait,
         on_conflict=args.on_conflict,
+        workers=args.workers,
     )
     summaries = [o for o in outcomes if isinstance(o, IngestSummary)]
     for index, outcome in enumerate(outcomes):

@@ -38,7 +38,11 @@ SOURCE_ROW_HEADER = "Source row"
 FORMULA_PREFIXES = ("=", "+", "-", "@")
 _FILL = "#FFC7CE"
 _INTEGER = re.compile(r"^(0|[1-9][0-9]{0,14})$")
-_DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,14})\.[0-9]{0,14}[1-9]$")
+# At most nine decimals and fifteen digits: fastexcel reads a number in a column that also
+# holds text as Excel shows it, which keeps no more, so a number with more would not read back as
+# the same text; it stays text (read back exactly, and converted by validation as before).
+_DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,14})\.[0-9]{0,8}[1-9]$")
+_MOST_DIGITS = 15
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 _SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 
@@ -173,7 +177,7 @@ def _write_cell(ws: Worksheet, row: int, col: int, text: str | None, formats: _F
         ws.write_string(row, col, text, formats.get("text", failing))
     elif _INTEGER.match(text):
         ws.write_number(row, col, int(text), formats.get("number", failing))
-    elif _DECIMAL.match(text) and repr(float(text)) == text:
+    elif _DECIMAL.match(text) and repr(float(text)) == text and len(text.replace(".", "").lstrip("0")) <= _MOST_DIGITS:
         ws.write_number(row, col, float(text), formats.get("number", failing))
     elif _DATETIME.match(text) and (moment := _parse_datetime(text)) is not None:
         kind = "date" if text.endswith(" 00:00:00") else "datetime"

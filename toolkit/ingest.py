@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +18,7 @@ import polars as pl
 from toolkit import __version__
 from toolkit.errors import SchemaChangeError, ToolkitError, WarehouseBusyError, WarehouseError
 from toolkit.load import Progress, Warehouse, classify
-from toolkit.match import HEADER_SEARCH_ROWS, MappedSheet, map_sheet
+from toolkit.match import HEADER_SEARCH_ROWS, MappedSheet, map_sheet, match_header
 from toolkit.read import Grid, open_sheet, text_frame
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
@@ -127,43 +130,152 @@ def ingest_many(
     clock: Clock = datetime.now,
     wait: float = 0.0,
     on_conflict: str = "reject",
+    workers: int | None = None,
 ) -> list[IngestSummary | ToolkitError]:
     """Ingest several files into one warehouse; parents load before children (customers
-    before loans). A bad file yields its error in the result list; the others still load."""
+    before loans). A bad file yields its error in the result list; the others still load.
+
+    Files are read and validated in ``workers`` processes (default: one per core, at most one
+    per file, and none for less than ``PARALLEL_FROM_BYTES`` of workbooks; 1 = all in this
+    process) while this process, the one writer, loads those ready in turn. The order of
+    loading, and so the warehouse, is the same however many workers there are: by table
+    (parents first), then as the files were given.
+    """
     specs = specs if specs is not None else load_specs()
+    files = [Path(p) for p in paths]
+    options = _Options(specs, table, sheet, header_row)
+    rank = {name: i for i, name in enumerate(load_order(list(specs), specs))}
+    # The table of an .xlsx file is known from its header row in milliseconds: knowing it early
+    # lets a file load while later ones are still being read. Others are known once read.
+    known = {i: found for i, path in enumerate(files) if (found := _identify(path, options)) is not None}
     outcomes: dict[int, IngestSummary | ToolkitError] = {}
     prepared: dict[int, Prepared] = {}
-    for index, path in enumerate(paths):
-        try:
-            prepared[index] = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
-        except ToolkitError as exc:
-            log.error("%s", exc)
-            outcomes[index] = exc
-    order = load_order([p.table for p in prepared.values()], specs)
-    queue = sorted(prepared, key=lambda i: (order.index(prepared[i].table), i))
-    if queue:
-        try:
-            with Warehouse(db, wait=wait) as warehouse:
-                for index in queue:
-                    try:
-                        outcomes[index] = load_prepared(
-                            prepared[index],
-                            warehouse,
-                            batch_size=batch_size,
-                            on_progress=on_progress,
-                            clock=clock,
-                            on_conflict=on_conflict,
-                        )
-                    except SchemaChangeError as exc:  # this table cannot take the spec; others may
-                        log.error("%s: %s", prepared[index].path.name, exc)
-                        outcomes[index] = exc
-        except ToolkitError as exc:
-            log.error("%s", exc)
-            for index in queue:
-                outcomes.setdefault(index, exc)
+    done: set[int] = set()  # loaded, or failed
+    warehouse: Warehouse | None = None
+    closed: ToolkitError | None = None  # the warehouse could not be opened: every file fails with it
+
+    def load_ready() -> None:
+        nonlocal warehouse, closed
+        while ready := [i for i in prepared if i not in done and _may_load(i, known, done, rank, len(files))]:
+            index = min(ready, key=lambda i: (rank[known[i]], i))
+            done.add(index)
+            if closed is None and warehouse is None:
+                try:
+                    warehouse = Warehouse(db, wait=wait)
+                except ToolkitError as exc:
+                    log.error("%s", exc)
+                    closed = exc
+            if closed is not None:
+                outcomes[index] = closed
+                continue
+            assert warehouse is not None
+            try:
+                outcomes[index] = load_prepared(
+                    prepared[index],
+                    warehouse,
+                    batch_size=batch_size,
+                    on_progress=on_progress,
+                    clock=clock,
+                    on_conflict=on_conflict,
+                )
+            except SchemaChangeError as exc:  # this table cannot take the spec; others may
+                log.error("%s: %s", prepared[index].path.name, exc)
+                outcomes[index] = exc
+
+    try:
+        for index, result in _prepare_all(files, options, _worker_count(workers, files)):
+            if isinstance(result, ToolkitError):
+                log.error("%s", result)
+                outcomes[index] = result
+                known.pop(index, None)
+                done.add(index)
+            else:
+                prepared[index] = result
+                known[index] = result.table
+            load_ready()
+    finally:
+        if warehouse is not None:
+            warehouse.close()
     # Results in the order they were loaded, bad files where they were given.
+    queue = sorted(prepared, key=lambda i: (rank[known[i]], i))
     ranked = sorted(outcomes, key=lambda i: queue.index(i) if i in queue else i)
     return [outcomes[i] for i in ranked]
+
+
+def _may_load(index: int, known: Mapping[int, str], done: set[int], rank: Mapping[str, int], count: int) -> bool:
+    """Whether file ``index`` is next to load: no file still to load comes before it in the
+    order by (table rank, position). A file not read yet may be of any table: it comes first if
+    it was given earlier, or if it could be a parent (any table but the first in rank)."""
+    mine = (rank[known[index]], index)
+    for other in range(count):
+        if other == index or other in done:
+            continue
+        if other in known:
+            if (rank[known[other]], other) < mine:
+                return False
+        elif other < index or mine[0] > 0:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How each file of an ``ingest_many`` is read (sent to the worker processes)."""
+
+    specs: Mapping[str, TableSpec]
+    table: str | None
+    sheet: str | int | None
+    header_row: int | None
+
+
+def _identify(path: Path, options: _Options) -> str | None:
+    """The table a workbook's header row names, when that is quick to know (.xlsx), else None."""
+    try:
+        opened = open_sheet(path, sheet=options.sheet, head_rows=max(HEADER_SEARCH_ROWS, options.header_row or 0))
+        if opened.whole:
+            return None  # finding the header read the whole sheet: leave it to the worker
+        _, spec, _, _ = match_header(opened.head, options.specs, table=options.table, header_row=options.header_row)
+    except ToolkitError:
+        return None  # the worker meets the same problem and reports it
+    return spec.table
+
+
+#: Below this much workbook in all, starting worker processes (~0.5 s each) costs more than it saves.
+PARALLEL_FROM_BYTES = 4 * 1024 * 1024
+
+
+def _worker_count(workers: int | None, files: list[Path]) -> int:
+    if workers is not None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        return min(workers, max(len(files), 1))
+    if sum(path.stat().st_size for path in files if path.is_file()) < PARALLEL_FROM_BYTES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, len(files)))
+
+
+def _prepare_all(files: list[Path], options: _Options, workers: int) -> Iterator[tuple[int, Prepared | ToolkitError]]:
+    """(index, prepared file or its error) for every file, as they are ready."""
+    if workers == 1:
+        for index, path in enumerate(files):
+            yield index, _prepare_or_error(path, options)
+        return
+    # spawn, not fork: polars and DuckDB run thread pools, which a forked child would inherit broken.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_prepare_or_error, path, options): index for index, path in enumerate(files)}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _prepare_or_error(path: Path, options: _Options) -> Prepared | ToolkitError:
+    try:
+        return prepare(path, specs=options.specs, table=options.table, sheet=options.sheet, header_row=options.header_row)
+    except ToolkitError as exc:
+        return exc
 
 
 def load_prepared(

@@ -69,23 +69,20 @@ def _missing_required(found: Mapping[str, list[str]], spec: TableSpec) -> list[s
     return [c.header for c in spec.columns if c.required and c.name not in found]
 
 
-def map_sheet(
-    source: Grid | Sheet,
+def match_header(
+    grid: Grid,
     specs: Mapping[str, TableSpec],
     *,
     table: str | None = None,
     header_row: int | None = None,
-) -> MappedSheet:
-    """Choose the header row and spec, and return the data rows under spec column names.
-
-    ``source`` is a sheet read as text (``read_grid``) or a sheet opened for the typed read
-    (``open_sheet``): the header row is found in its first rows, then the rows below it are read.
+) -> tuple[int, TableSpec, dict[str, list[str]], dict[str, str]]:
+    """Find the header row among the grid's first rows and the spec it matches: (Excel row, spec,
+    spec column -> letters of its header, letter -> header text). Reads no data row.
 
     Raises:
         SheetError: the sheet holds no cells at all.
         HeaderError: no row holds a spec's required headers, or two headers name one column.
     """
-    grid = source.head if isinstance(source, Sheet) else source
     where = f"{grid.path.name}, sheet {grid.sheet!r}"
     letters = grid.letters
     if not letters:  # checked first: polars cannot fold any_horizontal over no columns
@@ -123,6 +120,27 @@ def map_sheet(
         both = " and ".join(f"{row[letter]!r} (column {letter})" for letter in clash_letters)
         raise HeaderError(f"{where}: headers {both} both map to column {spec.column(name).header!r}; rename or remove one")
 
+    return row_number, spec, found, row
+
+
+def map_sheet(
+    source: Grid | Sheet,
+    specs: Mapping[str, TableSpec],
+    *,
+    table: str | None = None,
+    header_row: int | None = None,
+) -> MappedSheet:
+    """Choose the header row and spec, and return the data rows under spec column names.
+
+    ``source`` is a sheet read as text (``read_grid``) or a sheet opened for the typed read
+    (``open_sheet``): the header row is found in its first rows, then the rows below it are read.
+
+    Raises:
+        SheetError: the sheet holds no cells at all.
+        HeaderError: no row holds a spec's required headers, or two headers name one column.
+    """
+    grid = source.head if isinstance(source, Sheet) else source
+    row_number, spec, found, row = match_header(grid, specs, table=table, header_row=header_row)
     letter_of = {name: ls[0] for name, ls in found.items()}
     name_of = {letter: name for name, letter in letter_of.items()}
     if isinstance(source, Sheet):

@@ -44,7 +44,7 @@ def convert(column: Column) -> pl.Expr:
     """Cell text -> the column's type; null where missing or not convertible."""
     s = text(column.name)
     kind = column.type
-    if kind == "integer":
+    if kind in ("integer", "integer32"):
         # "12.0" becomes "12" as text, so no digit is lost past 2**53; the float path is only for
         # exponent forms ("1e3") and only where a float holds every whole number exactly, so a
         # fraction ("12.0000000000000001") is never rounded away.
@@ -52,6 +52,8 @@ def convert(column: Column) -> pl.Expr:
         as_float = s.cast(pl.Float64, strict=False)
         whole = s.str.contains("[eE]") & as_float.is_finite() & (as_float == as_float.floor()) & (as_float.abs() < 2.0**53)
         value = pl.coalesce(digits.cast(pl.Int64, strict=False), pl.when(whole).then(as_float.cast(pl.Int64, strict=False)))
+        if kind == "integer32":  # out of range is null here (never an overflow); column_checks says why
+            value = pl.when(value.is_between(-(2**31), 2**31 - 1)).then(value)
     elif kind == "number":
         as_float = s.cast(pl.Float64, strict=False)
         value = pl.when(as_float.is_finite()).then(as_float)
@@ -109,6 +111,9 @@ _TYPE_MESSAGES = {
 }
 
 
+_INT32_MESSAGE = "is too large for a 32-bit whole number (the range is -2147483648 to 2147483647)"
+
+
 def column_checks(column: Column, header: str, *, error_rows: list[int] | None = None) -> list[Check]:
     """Checks for one column present in the file; ``header`` is the header as found."""
     name = column.name
@@ -135,6 +140,12 @@ def column_checks(column: Column, header: str, *, error_rows: list[int] | None =
         checks.append(Check(f"{name}|decimal", name, convertible, _quoted(header, message, name)))
     elif column.normalize == "phone_in":
         checks.append(Check(f"{name}|phone", name, convertible, _quoted(header, "is not a 10-digit phone number", name)))
+    elif column.type == "integer32":
+        # A whole number that does not fit in 32 bits is said as such, not as "not a whole number".
+        f = s.cast(pl.Float64, strict=False)
+        too_large = (~convertible & f.is_finite() & (f == f.floor()) & (f.abs() >= 2**31)).fill_null(False)
+        checks.append(Check(f"{name}|integer", name, convertible | too_large, _quoted(header, _TYPE_MESSAGES["integer"], name)))
+        checks.append(Check(f"{name}|integer32", name, ~too_large, _quoted(header, _INT32_MESSAGE, name)))
     elif column.type in _TYPE_MESSAGES:
         checks.append(Check(f"{name}|{column.type}", name, convertible, _quoted(header, _TYPE_MESSAGES[column.type], name)))
     bounds = (

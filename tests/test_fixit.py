@@ -213,6 +213,36 @@ def test_cells_read_back_as_the_text_they_were_read_from(tmp_path: Path, texts: 
     assert read_grid(path).cells["A"].to_list() == texts
 
 
+def test_the_issues_reimport_command_works_on_a_default_export_of_every_table(
+    workbook: Workbook, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1), customer(2, Age="x")]), db=db)
+    toolkit.ingest(workbook([LOAN_HEADERS, loan(1, 10), loan(1, 11, Tenure="abc"), loan(1, 12, Tenure="?")]), db=db)
+    fix = tmp_path / "fix.xlsx"
+    assert main(["rejects", "--db", str(db), "--out", str(fix)]) == 0  # default: every table, customers first
+    assert openpyxl.load_workbook(fix).sheetnames == ["customers", "loans"]
+    book = openpyxl.load_workbook(fix)
+    book["loans"]["D2"] = 24  # Tenure of loan 11, corrected in Excel
+    book["customers"]["D2"] = 41  # Age of customer 2
+    book.save(fix)
+    capsys.readouterr()
+
+    # --table T without --sheet reads the sheet named T
+    assert main(["ingest", str(fix), "--table", "loans", "--db", str(db), "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["sheet"], result["table"], result["inserted"], result["failed"]) == ("loans", "loans", 1, 1)
+    assert main(["ingest", str(fix), "--table", "customers", "--db", str(db), "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["sheet"] == "customers"
+    with connect_read_only(db) as con:
+        assert con.execute("SELECT loan_id, tenure FROM loans ORDER BY 1").fetchall() == [(10, 12), (11, 24)]
+        assert con.execute("SELECT customer_id, age FROM customers ORDER BY 1").fetchall() == [(1, 34), (2, 41)]
+    # --sheet still wins, and a workbook without a sheet named after the table reads its first sheet
+    assert main(["ingest", str(fix), "--table", "loans", "--sheet", "customers", "--db", str(db), "--quiet"]) == 2
+    plain = workbook([LOAN_HEADERS, loan(2, 13)], sheet="Sheet1", extra_sheets={"other": [["x"], [1]]})
+    assert read_grid(plain, prefer_sheet="loans").sheet == "Sheet1"
+    assert read_grid(plain, prefer_sheet="other").sheet == "other"
+
+
 def _marked(ws: openpyxl.worksheet.worksheet.Worksheet) -> dict[tuple[int, str], str | None]:
     return {
         (cell.row, ws.cell(1, cell.column).value): cell.comment.text if cell.comment else None

@@ -63,7 +63,7 @@ def prepare(
     """Read and validate one sheet without opening the warehouse; structural problems raise."""
     path = Path(path)
     specs = specs if specs is not None else load_specs()
-    grid = read_grid(path, sheet=sheet)
+    grid = read_grid(path, sheet=sheet, prefer_sheet=table)
     mapped = map_sheet(grid, specs, table=table, header_row=header_row)
     with path.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()

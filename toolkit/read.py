@@ -79,8 +79,10 @@ def read_grid(
     *,
     sheet: str | int | None = None,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    prefer_sheet: str | None = None,
 ) -> Grid:
-    """Read one sheet (default: the first visible one) as raw text with Excel row numbers.
+    """Read one sheet (default: the sheet named ``prefer_sheet`` if there is one, else the first
+    visible one) as raw text with Excel row numbers.
 
     Raises:
         UnreadableFileError: the file is missing, empty, not a workbook, encrypted or corrupt.
@@ -97,7 +99,8 @@ def read_grid(
         names = list(reader.sheet_names)
         if not names:
             raise SheetError(f"{path.name}: the workbook has no sheets")
-        loaded = _load(reader, path, names, sheet)
+        # A fix-it workbook holds one sheet per table, named after it: --table loans finds its sheet.
+        loaded = _load(reader, path, names, prefer_sheet if sheet is None and prefer_sheet in names else sheet)
         batch, errors = loaded.to_arrow_with_errors()
         absolute = [info.absolute_index for info in loaded.selected_columns]
         name = loaded.name

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("file", type=Path, metavar="WORKBOOK")
     infer.add_argument("--sheet", help="sheet name (default: the first visible sheet)")
     infer.add_argument("--table", help="table name (default: from the file name)")
-    infer.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: first non-empty)")
+    infer.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: found)")
 
     report = commands.add_parser("report", help="write an HTML report of past runs from the warehouse")
     report.add_argument("--db", type=Path, default=Path("warehouse.duckdb"), help="DuckDB file (default: %(default)s)")

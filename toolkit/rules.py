@@ -141,11 +141,13 @@ def column_checks(column: Column, header: str, *, error_rows: list[int] | None =
     elif column.normalize == "phone_in":
         checks.append(Check(f"{name}|phone", name, convertible, _quoted(header, "is not a 10-digit phone number", name)))
     elif column.type == "integer32":
-        # A whole number that does not fit in 32 bits is said as such, not as "not a whole number".
+        # One check, as for 64 bits; a whole number that does not fit in 32 bits is said as such.
         f = s.cast(pl.Float64, strict=False)
-        too_large = (~convertible & f.is_finite() & (f == f.floor()) & (f.abs() >= 2**31)).fill_null(False)
-        checks.append(Check(f"{name}|integer", name, convertible | too_large, _quoted(header, _TYPE_MESSAGES["integer"], name)))
-        checks.append(Check(f"{name}|integer32", name, ~too_large, _quoted(header, _INT32_MESSAGE, name)))
+        too_large = f.is_finite() & (f == f.floor()) & (f.abs() >= 2**31)
+        said = pl.when(too_large).then(_quoted(header, _INT32_MESSAGE, name))
+        checks.append(
+            Check(f"{name}|integer", name, convertible, said.otherwise(_quoted(header, _TYPE_MESSAGES["integer"], name)))
+        )
     elif column.type in _TYPE_MESSAGES:
         checks.append(Check(f"{name}|{column.type}", name, convertible, _quoted(header, _TYPE_MESSAGES[column.type], name)))
     bounds = (

@@ -43,6 +43,7 @@ def test_the_cli_gives_each_corpus_file_one_outcome_and_never_a_traceback(tmp_pa
     assert named == {f.name for f in CORPUS}
     for summary in summaries:
         assert summary["total"] == summary["success"] + summary["failed"]
+        assert summary["success"] == summary["inserted"] + summary["skipped"] + summary["duplicates"] + summary["updated"]
     assert done.returncode == (2 if errors else 0)
 
 
@@ -56,7 +57,7 @@ def test_each_corpus_file_ingests_with_its_own_inferred_spec_or_fails_with_one_l
         assert "\n" not in message and path.name in message
         return
     assert summary.total == summary.success + summary.failed
-    assert summary.success == summary.inserted + summary.skipped + summary.duplicates
+    assert summary.success == summary.inserted + summary.skipped + summary.duplicates + summary.updated
     # the inferred spec fits its own file: only Excel error cells are ever rejected
     assert {e["rule"].split("|")[-1] for e in summary.errors} <= {"excel_error"}
     again = toolkit.ingest(path, db=db, specs={"odd": spec}, table="odd")

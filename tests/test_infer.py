@@ -195,3 +195,21 @@ def test_sample_dates_become_commented_out_rules_that_compile_when_uncommented(t
 def test_a_note_below_a_table_of_numbers_is_not_taken_for_its_header(tmp_path: Path) -> None:
     book = write_workbook(tmp_path / "n.xlsx", [[1, 2], [3, 4], [], ["These numbers are made up"]])
     assert [c.header for c in infer_columns(book)] == ["1", "2"]
+
+
+def test_times_of_day_and_durations_are_text_not_date_times(tmp_path: Path, db: Path) -> None:
+    import xlsxwriter
+
+    path = tmp_path / "times.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    ws = book.add_worksheet()
+    time_format = book.add_format({"num_format": "[h]:mm:ss"})
+    ws.write_row(0, 0, ["Task", "Time spent"])
+    for row, (task, spent) in enumerate([("a", dt.time(1, 18, 43)), ("b", dt.time(7, 16, 51))], start=1):
+        ws.write_string(row, 0, task)
+        ws.write_datetime(row, 1, spent, time_format)
+    book.close()
+    assert {c.name: c.type for c in infer_columns(path)} == {"task": "text", "time_spent": "text"}
+    spec = parse_spec(tomllib.loads(infer_spec(path)), source="inferred")
+    summary = toolkit.ingest(path, db=db, specs={"times": spec}, table="times")
+    assert (summary.inserted, summary.failed) == (2, 0)

@@ -143,8 +143,11 @@ def _infer_one(name: str, header: str, raw: pl.DataFrame, *, has_errors: bool) -
     chosen, values = "text", present
     # Leading zeros ("007") are identifiers, not numbers: converting would lose them.
     leading_zero = present.str.contains(r"^0\d").any()
+    # A time of day or a duration is a date-time on Excel's day zero as text, but a duration when
+    # ingest reads the column typed: neither a date nor a date-time, so the column stays text.
+    day_zero = present.str.starts_with("1899-12-31 ").any()
     for kind in _CANDIDATE_TYPES:
-        if present.is_empty() or (leading_zero and kind in ("integer", "number")):
+        if present.is_empty() or (leading_zero and kind in ("integer", "number")) or (day_zero and kind in ("date", "datetime")):
             break
         if kind == "boolean" and not present.str.to_lowercase().is_in(["true", "false"]).all():
             continue

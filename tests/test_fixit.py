@@ -74,7 +74,9 @@ def test_failing_cells_are_filled_and_carry_their_reasons_as_comments(
         (2, "Tenure"): "Tenure: 'abc' is not a whole number",
         (3, "Loan Amount"): "Missing Loan Amount",
         (3, "Interest Rate"): "Interest Rate: '@SUM(1)' is not a number",
-        # The cross-column rule names no cell: its reason is in the Errors column only.
+        # The cross-column rule marks every cell its check uses.
+        (4, "Date of Approval"): "End Date is before Date of Approval",
+        (4, "End Date"): "End Date is before Date of Approval",
         (5, "Tenure"): "Tenure: '=HYPERLINK(\"http://x\")' is not a whole number",
         (5, "Monthly payment"): "Monthly payment: '-5' must be greater than 0",
     }
@@ -212,3 +214,91 @@ def test_cells_read_back_as_the_text_they_were_read_from(tmp_path: Path, texts: 
     # Through the text read and through the typed read ingestion uses, the same texts come back.
     assert read_grid(path).cells["A"].to_list()[1:] == texts
     assert text_frame(read_rows(open_sheet(path), header_row=1).cells)["A"].to_list() == texts
+
+
+def test_the_issues_reimport_command_works_on_a_default_export_of_every_table(
+    workbook: Workbook, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1), customer(2, Age="x")]), db=db)
+    toolkit.ingest(workbook([LOAN_HEADERS, loan(1, 10), loan(1, 11, Tenure="abc"), loan(1, 12, Tenure="?")]), db=db)
+    fix = tmp_path / "fix.xlsx"
+    assert main(["rejects", "--db", str(db), "--out", str(fix)]) == 0  # default: every table, customers first
+    assert openpyxl.load_workbook(fix).sheetnames == ["customers", "loans"]
+    book = openpyxl.load_workbook(fix)
+    book["loans"]["D2"] = 24  # Tenure of loan 11, corrected in Excel
+    book["customers"]["D2"] = 41  # Age of customer 2
+    book.save(fix)
+    capsys.readouterr()
+
+    # --table T without --sheet reads the sheet named T
+    assert main(["ingest", str(fix), "--table", "loans", "--db", str(db), "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["sheet"], result["table"], result["inserted"], result["failed"]) == ("loans", "loans", 1, 1)
+    assert main(["ingest", str(fix), "--table", "customers", "--db", str(db), "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["sheet"] == "customers"
+    with connect_read_only(db) as con:
+        assert con.execute("SELECT loan_id, tenure FROM loans ORDER BY 1").fetchall() == [(10, 12), (11, 24)]
+        assert con.execute("SELECT customer_id, age FROM customers ORDER BY 1").fetchall() == [(1, 34), (2, 41)]
+    # --sheet still wins, and a workbook without a sheet named after the table reads its first sheet
+    assert main(["ingest", str(fix), "--table", "loans", "--sheet", "customers", "--db", str(db), "--quiet"]) == 2
+    plain = workbook([LOAN_HEADERS, loan(2, 13)], sheet="Sheet1", extra_sheets={"other": [["x"], [1]]})
+    assert read_grid(plain, prefer_sheet="loans").sheet == "Sheet1"
+    assert read_grid(plain, prefer_sheet="other").sheet == "other"
+
+
+def _marked(ws: openpyxl.worksheet.worksheet.Worksheet) -> dict[tuple[int, str], str | None]:
+    return {
+        (cell.row, ws.cell(1, cell.column).value): cell.comment.text if cell.comment else None
+        for row in ws.iter_rows(min_row=2)
+        for cell in row
+        if cell.fill.fgColor.rgb == FILL
+    }
+
+
+def test_a_composite_key_clash_marks_the_key_cells_with_the_reason(workbook: Workbook, db: Path, tmp_path: Path) -> None:
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1)]), db=db)
+    toolkit.ingest(workbook([LOAN_HEADERS, loan(1, 11, Tenure=12), loan(1, 11, Tenure=24)]), db=db, run_id="clash")
+    ws = openpyxl.load_workbook(write_fixit_workbook(db, tmp_path / "fix.xlsx", run_id="clash"))["loans"]
+    clash = "Customer ID 1, Loan ID 11 is used by rows 2 and 3 with different values"
+    assert _marked(ws) == {(r, h): clash for r in (2, 3) for h in ("Customer ID", "Loan ID")}
+
+
+RULED_SPEC = """
+table = "stock"
+key = ["sku"]
+
+[[columns]]
+name = "sku"
+header = "SKU"
+required = true
+
+[[columns]]
+name = "quantity"
+header = "Qty"
+type = "integer"
+
+[[columns]]
+name = "unit_price"
+header = "Price"
+type = "number"
+
+[[rules]]
+name = "value_cap"
+check = "quantity * unit_price <= 1000"
+message = "Stock value above 1,000"
+"""
+
+
+def test_a_rule_of_your_own_spec_marks_the_cells_it_uses(workbook: Workbook, db: Path, tmp_path: Path) -> None:
+    spec_file = tmp_path / "stock.toml"
+    spec_file.write_text(RULED_SPEC, encoding="utf-8")
+    specs = toolkit.load_specs([spec_file])
+    toolkit.ingest(workbook([["Price", "SKU", "Qty"], [50, "A", 100], [1, "B", 5]]), db=db, specs=specs)
+    fix = tmp_path / "fix.xlsx"
+    assert main(["rejects", "--db", str(db), "--spec", str(spec_file), "--out", str(fix)]) == 0
+    assert _marked(openpyxl.load_workbook(fix)["stock"]) == {
+        (2, "Qty"): "Stock value above 1,000",
+        (2, "Price"): "Stock value above 1,000",
+    }
+    # without the spec the rule's columns are unknown: the reason stays in the Errors column
+    assert _marked(openpyxl.load_workbook(write_fixit_workbook(db, tmp_path / "plain.xlsx"))["stock"]) == {}

@@ -271,7 +271,7 @@ def test_the_summary_frames_hold_the_accepted_rows_typed_and_the_rejected_rows_a
                 "approved_limit": [1800000, 1800000],
                 "current_debt": [None, None],
             },
-            schema_overrides={"current_debt": pl.Float64},
+            schema_overrides={"age": pl.Int32, "current_debt": pl.Float64},  # age is 32-bit (issue 2)
         ),
     )
     # rejected: the cells as found (text), then every reason and its rule, from validation and the warehouse.

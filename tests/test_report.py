@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -74,7 +75,7 @@ def test_page_shows_metadata_counts_invariants_and_warnings(customers: toolkit.I
         "1000",
         toolkit.__version__,
         "total = success + failed: 3 = 1 + 2",
-        "success = inserted + skipped + duplicates: 1 = 1 + 0 + 0",
+        "success = inserted + skipped + duplicates + updated: 1 = 1 + 0 + 0 + 0",
         "Notes",
     ]:
         assert expected in text
@@ -326,3 +327,99 @@ def test_report_matches_the_stored_snapshot(tmp_path: Path, monkeypatch: pytest.
     assert page == stored.read_text(encoding="utf-8")
     assert summary.to_html() == page
     parse(page)
+
+
+# --- update runs: counted, checked and shown change by change -----------------------------------
+
+
+@pytest.fixture
+def updated(workbook: Workbook, db: Path) -> toolkit.IngestSummary:
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1), customer(2), customer(3)]), db=db, run_id="v1", clock=ticking())
+    rows = [
+        CUSTOMER_HEADERS,
+        customer(1, Age=40, Monthly_Salary=61000),  # updated: two columns
+        customer(2),  # unchanged: skipped
+        customer(3, **{"Last Name": SCRIPT}),  # updated: one column, a value to escape
+        customer(4),  # inserted
+        customer(5, Age="x"),  # rejected
+    ]
+    clock = ticking(datetime(2024, 5, 2))
+    return toolkit.ingest(workbook(rows, name="v2.xlsx"), db=db, run_id="v2", clock=clock, on_conflict="update")
+
+
+def _updates_table(root: ET.Element) -> list[list[str]]:
+    table = next(t for t in root.iter("table") if "tk-updated" in t.get("class", ""))
+    return [[text_of(td) for td in tr] for tr in table.findall("tr")]
+
+
+def test_an_update_run_reports_updated_with_the_invariant_and_each_change(updated: toolkit.IngestSummary) -> None:
+    page = updated.to_html()
+    root = parse(page)
+    text = text_of(root)
+    assert "success = inserted + skipped + duplicates + updated: 4 = 1 + 1 + 0 + 2" in text
+    assert [e.get("class") for e in root.iter("span") if "✓" in text_of(e) or "✗" in text_of(e)] == ["tk-pass"] * 2
+    assert [text_of(b) for b in root.iter("div") if "tk-count" in b.get("class", "").split()][-1] == "2updated"
+    assert "Updated rows (2)" in text
+    assert _updates_table(root) == [
+        ["Excel row", "column", "in the warehouse before", "from the file"],
+        ["2", "Age", "34", "40"],
+        ["Monthly Salary", "50000", "61000"],
+        ["4", "Last Name", "Rao", SCRIPT],
+    ]
+    assert "<script" not in page
+
+
+def test_an_update_run_reads_the_same_from_the_summary_and_from_the_warehouse(updated: toolkit.IngestSummary, db: Path) -> None:
+    with connect_read_only(db) as con:
+        from_warehouse = read_run(con, "v2")
+    assert from_warehouse.updated == 2 and from_warehouse.updates_total == 2
+    assert run_section(from_warehouse) == run_section(from_summary(updated))
+    assert "Updated rows (2)" in text_of(parse(warehouse_html(db, run_ids=["v2"])))
+
+
+def test_updated_rows_beyond_the_limit_are_counted_and_pointed_to(updated: toolkit.IngestSummary, db: Path) -> None:
+    text = text_of(parse(summary_html([updated], limit=1)))
+    assert "1 more in _changes (SELECT * FROM _changes WHERE run_id = 'v2')" in text
+    assert "Updated rows (2)" in text
+
+
+def test_the_history_counts_updates(updated: toolkit.IngestSummary, db: Path) -> None:
+    root = parse(warehouse_html(db, last=2))
+    history = next(t for t in root.iter("table"))
+    header, *rows = [[text_of(c) for c in tr] for tr in history.findall("tr")]
+    assert header[-1] == "updated"
+    assert [(r[1], r[-1]) for r in rows] == [("v1", "0"), ("v2", "2")]
+
+
+def test_a_summary_whose_warehouse_cannot_be_read_still_counts_its_updates(
+    updated: toolkit.IngestSummary, tmp_path: Path
+) -> None:
+    elsewhere = dataclasses.replace(updated, database=str(tmp_path / "gone.duckdb"))
+    text = text_of(parse(elsewhere.to_html()))
+    assert "Updated rows (2)" in text and "2 more in _changes" in text
+
+
+# --- failures naming no single cell mark every cell they are about ----------------------------------
+
+
+def test_a_cross_column_rule_and_a_composite_key_clash_outline_their_columns(workbook: Workbook, db: Path) -> None:
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1)]), db=db)
+    rows = [
+        LOAN_HEADERS,
+        loan(1, 10, **{"End Date": datetime(2019, 1, 1)}),  # end before start
+        loan(1, 11, Tenure=12),
+        loan(1, 11, Tenure=24),  # same (customer, loan) with other values
+    ]
+    root = parse(toolkit.ingest(workbook(rows), db=db).to_html())
+    table = next(t for t in root.iter("table") if "tk-rejected" in t.get("class", ""))
+    header, *body = table.findall("tr")
+    names = [text_of(th) for th in header]
+    outlined = {
+        int(text_of(tr[0])): {names[i]: td.get("title") for i, td in enumerate(tr) if td.get("class") == "tk-fail"} for tr in body
+    }
+    clash = "Customer ID 1, Loan ID 11 is used by rows 3 and 4 with different values"
+    assert outlined == {
+        2: {"Date of Approval": "End Date is before Date of Approval", "End Date": "End Date is before Date of Approval"},
+        3: {"Customer ID": clash, "Loan ID": clash},
+        4: {"Customer ID": clash, "Loan ID": clash},
+    }

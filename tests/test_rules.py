@@ -349,3 +349,32 @@ def test_any_whole_number_stored_as_a_number_cell_converts_to_itself(tmp_path_fa
     grid = read_grid(path)
     frame = grid.cells.select(pl.col("A").alias(raw_name(INTEGER.name))).slice(1)
     assert frame.select(convert(INTEGER))[INTEGER.name].to_list() == [n, n, n]
+
+
+# --- 32-bit whole numbers (age, tenure, EMIs paid on time are INTEGER in the warehouse) -------
+
+
+@pytest.mark.parametrize(
+    ("table", "header", "cell", "messages"),
+    [
+        ("customers", "Age", "3000000000", ["Age: '3000000000' is too large for a 32-bit whole number"]),
+        ("loans", "Tenure", -(2**31) - 1, ["Tenure: '-2147483649' is too large for a 32-bit whole number"]),
+        ("loans", "EMIs paid on Time", "1e12", ["EMIs paid on Time: '1e12' is too large for a 32-bit whole number"]),
+        ("customers", "Age", "99999999999999999999", ["Age: '99999999999999999999' is too large for a 32-bit whole"]),
+        ("customers", "Age", "2147483648.5", ["Age: '2147483648.5' is not a whole number"]),
+    ],
+)
+def test_a_whole_number_beyond_32_bits_is_a_rejection_never_an_overflow(
+    workbook: Callable[..., Path], table: str, header: str, cell: Any, messages: list[str]
+) -> None:
+    result = judge(workbook(sheet(table, {header: cell})))
+    (failure,) = failures(result)
+    assert failure[0].endswith("|integer")  # the same check as for 64 bits, with its own message
+    assert len(messages) == 1 and failure[1].startswith(messages[0])
+    assert result.accepted.is_empty()
+
+
+@pytest.mark.parametrize("n", [-(2**31), 2**31 - 1, 0])
+def test_the_32_bit_limits_themselves_convert(n: int) -> None:
+    column = Column(name="n", header="N", type="integer32")
+    assert converted(column, [str(n), f"{n}.0"]) == [n, n]

@@ -154,3 +154,41 @@ def test_failing_lists_only_errors_that_name_a_cell_of_the_row() -> None:
     )
     assert row.failing == {"A": ["too small", "shared"]}
     assert row.reasons == ["too small", "A after B", "shared"]
+
+
+def test_a_failure_naming_no_cell_marks_the_cells_its_rule_is_about() -> None:
+    row = RejectedRow(
+        7,
+        {"A": "1", "B": None, "C": "x"},
+        (
+            {"column": "A", "rule": "a|min", "message": "too small", "value": "1"},
+            {"column": None, "rule": "a_before_b", "message": "A after B", "value": None},
+            {"column": None, "rule": "unknown_rule", "message": "something", "value": None},
+        ),
+        rule_cells={"a_before_b": ("A", "B"), "a|min": ("C",)},
+    )
+    # a failure naming a cell marks that cell only; one naming none marks its rule's cells
+    assert row.failing == {"A": ["too small", "A after B"], "B": ["A after B"]}
+
+
+def test_rule_cells_come_from_the_spec_whichever_way_the_report_is_made(workbook: Workbook, db: Path) -> None:
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1)]), db=db)
+    headers = ["END DATE", *[h for h in LOAN_HEADERS if h != "End Date"]]  # spelled and ordered as found
+    values = dict(zip(LOAN_HEADERS, loan(1, 10, **{"End Date": datetime(2019, 1, 1)}), strict=True))
+    summary = toolkit.ingest(workbook([headers, [values["End Date" if h == "END DATE" else h] for h in headers]]), db=db)
+    with connect_read_only(db) as con:
+        reports = [from_summary(summary), read_run(con, summary.run_id)]
+    # A summary knows the headers as found only of columns whose own checks failed (see README).
+    for report, end_date in zip(reports, ["End Date", "END DATE"], strict=True):
+        (row,) = report.rejected
+        assert row.rule_cells == {"end_after_start": (end_date, "Date of Approval")}
+        assert set(row.failing) == {end_date, "Date of Approval"} <= set(report.headers)
+
+
+def test_a_run_recorded_before_update_mode_counts_no_updates(loaded: toolkit.IngestSummary, db: Path) -> None:
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE _runs SET updated = NULL").fetchall()
+        con.execute("DROP TABLE _changes").fetchall()
+    (report,) = read_runs(db, run_ids=["run-1"])
+    assert (report.updated, report.updates, report.updates_total) == (0, (), 0)
+    assert [ok for _, ok in report.invariants] == [True, True]

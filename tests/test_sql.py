@@ -66,7 +66,7 @@ def test_create_table_of_builtin_customers_has_types_not_null_key_unique_and_lin
     assert text.startswith('CREATE TABLE IF NOT EXISTS "customers" (')
     for fragment in (
         '"customer_id" BIGINT NOT NULL',
-        '"age" BIGINT,',
+        '"age" INTEGER,',  # 32-bit, as the column table says
         '"current_debt" DOUBLE,',
         '"_run_id" VARCHAR NOT NULL',
         '"_source_row" BIGINT NOT NULL',

@@ -61,7 +61,7 @@ def test_accepted_rows_are_typed_and_columns_the_file_lacks_are_null(workbook: W
             "customer_id": pl.Int64,
             "first_name": pl.String,
             "last_name": pl.String,
-            "age": pl.Int64,
+            "age": pl.Int32,  # 32-bit, as the column table says
             "phone_number": pl.String,
             "monthly_salary": pl.Int64,
             "approved_limit": pl.Int64,

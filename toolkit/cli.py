@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("file", type=Path, metavar="WORKBOOK")
     infer.add_argument("--sheet", help="sheet name (default: the first visible sheet)")
     infer.add_argument("--table", help="table name (default: from the file name)")
-    infer.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: first non-empty)")
+    infer.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: found)")
 
     report = commands.add_parser("report", help="write an HTML report of past runs from the warehouse")
     report.add_argument("--db", type=Path, default=Path("warehouse.duckdb"), help="DuckDB file (default: %(default)s)")
@@ -69,13 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--run", action="append", default=[], metavar="RUN_ID", help="a run to report (repeatable)")
     which.add_argument("--last", type=_positive, metavar="N", help="the N most recent runs (default: 1)")
     report.add_argument("--out", type=Path, required=True, metavar="PATH.html", help="the HTML file to write")
+    report.add_argument("--spec", action="append", default=[], type=Path, metavar="PATH", help=_SPEC_HELP)
 
     rejects = commands.add_parser("rejects", help="write rejected rows as a workbook to correct and ingest again")
     rejects.add_argument("--db", type=Path, default=Path("warehouse.duckdb"), help="DuckDB file (default: %(default)s)")
     rejects.add_argument("--run", metavar="RUN_ID", help="the run to export (default: the latest run of each table)")
     rejects.add_argument("--table", help="only the latest run of this table")
     rejects.add_argument("--out", type=Path, required=True, metavar="PATH.xlsx", help="the workbook to write")
+    rejects.add_argument("--spec", action="append", default=[], type=Path, metavar="PATH", help=_SPEC_HELP)
     return parser
+
+
+_SPEC_HELP = "TOML spec file or folder (repeatable), to mark the cells your own rules use"
 
 
 def _positive(text: str) -> int:
@@ -137,7 +142,7 @@ def _ingest(args: argparse.Namespace) -> int:
     if args.report and summaries:
         from toolkit.report import summary_html
 
-        args.report.write_text(summary_html(summaries), encoding="utf-8")
+        args.report.write_text(summary_html(summaries, specs=specs), encoding="utf-8")
     return EXIT_OK if len(summaries) == len(outcomes) else EXIT_BAD_INPUT
 
 
@@ -151,7 +156,7 @@ def _infer(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from toolkit.report import warehouse_html
 
-    page = warehouse_html(args.db, run_ids=args.run, last=args.last)
+    page = warehouse_html(args.db, run_ids=args.run, last=args.last, specs=load_specs(args.spec))
     args.out.write_text(page, encoding="utf-8")
     print(f"wrote {args.out}")
     return EXIT_OK
@@ -160,7 +165,7 @@ def _report(args: argparse.Namespace) -> int:
 def _rejects(args: argparse.Namespace) -> int:
     from toolkit.fixit import fixit_sheets, write_sheets
 
-    sheets = fixit_sheets(args.db, run_id=args.run, table=args.table)
+    sheets = fixit_sheets(args.db, run_id=args.run, table=args.table, specs=load_specs(args.spec))
     write_sheets(sheets, args.out)
     for sheet in sheets:
         run = sheet.run

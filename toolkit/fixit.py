@@ -4,7 +4,8 @@ The fix-it workbook holds the rejected rows of a run under the file's own header
 column order, so ``python -m toolkit ingest fix.xlsx`` matches it like the original. Two columns
 follow: ``Errors`` (every reason, one a line) and ``Source row`` (the row in the original file);
 ingest ignores both (they show up in ``unmapped_columns``). Failing cells are filled red and carry
-each reason as a cell comment.
+each reason as a cell comment; a failure that names no single cell marks every cell it is about
+(the columns a cross-column rule uses, the columns of a composite key).
 
 Cells are written so that reading them back gives the text the toolkit read the first time:
 plain numbers as numbers, ``YYYY-MM-DD HH:MM:SS`` as real dates, everything else as text.
@@ -30,7 +31,8 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from toolkit.errors import WarehouseError
-from toolkit.runs import RejectedRow, RunReport, connect_read_only, read_run, select_runs
+from toolkit.runs import RejectedRow, RunReport, Specs, connect_read_only, read_run, select_runs
+from toolkit.specs import load_specs
 
 ERRORS_HEADER = "Errors"
 SOURCE_ROW_HEADER = "Source row"
@@ -59,7 +61,9 @@ class FixitSheet:
         return self.run.rejected
 
 
-def fixit_sheets(db: str | Path, *, run_id: str | None = None, table: str | None = None) -> list[FixitSheet]:
+def fixit_sheets(
+    db: str | Path, *, run_id: str | None = None, table: str | None = None, specs: Specs | None = None
+) -> list[FixitSheet]:
     """What :func:`write_fixit_workbook` would write, without writing it.
 
     Raises:
@@ -69,7 +73,8 @@ def fixit_sheets(db: str | Path, *, run_id: str | None = None, table: str | None
     con = connect_read_only(db)
     try:
         run_ids = select_runs(con, run_ids=[run_id]) if run_id else _latest_per_table(con, table)
-        runs = [read_run(con, r, limit=None) for r in run_ids]
+        specs = specs if specs is not None else load_specs()
+        runs = [read_run(con, r, limit=None, specs=specs) for r in run_ids]
     except WarehouseError as exc:
         raise WarehouseError(f"{db}: {exc}") from exc
     finally:
@@ -81,7 +86,9 @@ def fixit_sheets(db: str | Path, *, run_id: str | None = None, table: str | None
     return [FixitSheet(name, run) for name, run in zip(names, with_rows, strict=True)]
 
 
-def write_fixit_workbook(db: str | Path, out: str | Path, *, run_id: str | None = None, table: str | None = None) -> Path:
+def write_fixit_workbook(
+    db: str | Path, out: str | Path, *, run_id: str | None = None, table: str | None = None, specs: Specs | None = None
+) -> Path:
     """Write the rejected rows of a run (default: of the latest run of each table) as a workbook to fix.
 
     Args:
@@ -89,6 +96,7 @@ def write_fixit_workbook(db: str | Path, out: str | Path, *, run_id: str | None 
         out: the ``.xlsx`` file to write (replaced if it exists).
         run_id: the run whose rejected rows to export.
         table: only this table's latest run (ignored when ``run_id`` is given).
+        specs: the table specs (default: the built-in ones), to mark the cells a cross-column rule uses.
 
     Returns:
         The path written.
@@ -96,7 +104,7 @@ def write_fixit_workbook(db: str | Path, out: str | Path, *, run_id: str | None 
     Raises:
         WarehouseError: the warehouse is missing, busy or not a toolkit warehouse; the run is unknown.
     """
-    return write_sheets(fixit_sheets(db, run_id=run_id, table=table), out)
+    return write_sheets(fixit_sheets(db, run_id=run_id, table=table, specs=specs), out)
 
 
 def write_sheets(sheets: Sequence[FixitSheet], out: str | Path) -> Path:

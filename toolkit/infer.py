@@ -2,8 +2,13 @@
 
 Types come from the values through the same conversions validation uses, so ingesting the sample
 with its own inferred spec rejects nothing. Bounds seen in the sample are written as commented-out
-settings, for the analyst to keep or drop; so is ``unique`` on columns that merely happen to be
-unique in the sample.
+settings (numbers) or commented-out ``[[rules]]`` (dates), for the analyst to keep or drop; so is
+``unique`` on columns that merely happen to be unique in the sample.
+
+The header row (unless given) is found among the sheet's first 20 non-empty rows, so a title and
+a blank row above the table are skipped: it is the first row whose non-empty cells are all text
+(no number, no date) and as many as in the widest of those rows; failing that, the widest
+all-text row with a row below it; failing that, the first row as wide as the widest.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import polars as pl
 
 from toolkit.errors import SheetError
 from toolkit.match import HEADER_SEARCH_ROWS, normalize_header
-from toolkit.read import ROW, read_grid
+from toolkit.read import ROW, Grid, read_grid
 from toolkit.rules import convert, raw_name
 from toolkit.specs import Column
 
@@ -50,7 +55,18 @@ def column_name(header: str, taken: set[str]) -> str:
     return candidate
 
 
-def infer_columns(path: str | Path, *, sheet: str | int | None = None, header_row: int | None = None) -> list[InferredColumn]:
+@dataclass(frozen=True)
+class _Sample:
+    """A sheet split at its header row: ``header`` maps letters to header text; ``data`` holds the
+    non-blank rows below it."""
+
+    grid: Grid
+    header_row: int
+    header: dict[str, str]
+    data: pl.DataFrame
+
+
+def _read_sample(path: str | Path, *, sheet: str | int | None, header_row: int | None) -> _Sample:
     grid = read_grid(path, sheet=sheet)
     letters = grid.letters
     cells = grid.cells
@@ -59,22 +75,63 @@ def infer_columns(path: str | Path, *, sheet: str | int | None = None, header_ro
     )
     if not letters or non_blank.is_empty():
         raise SheetError(f"{Path(path).name}, sheet {grid.sheet!r}: the sheet is empty (no header row, no data)")
-    header_at = header_row if header_row is not None else int(non_blank[ROW][0])
-    if header_at > max(HEADER_SEARCH_ROWS, int(non_blank[ROW][0])) and header_row is None:
-        header_at = int(non_blank[ROW][0])
+    if header_row is not None and cells.filter(pl.col(ROW) == header_row).is_empty():
+        raise SheetError(f"{Path(path).name}, sheet {grid.sheet!r}: header row {header_row} is beyond the last row")
+    first = int(non_blank[ROW][0])
+    header_at = (
+        header_row if header_row is not None else find_header_row(non_blank.filter(pl.col(ROW) <= max(HEADER_SEARCH_ROWS, first)))
+    )
     header = cells.filter(pl.col(ROW) == header_at).row(0, named=True)
-    data = non_blank.filter(pl.col(ROW) > header_at)
-    error_letters = set(grid.cell_errors["letter"].to_list())
+    texts = {letter: (header.get(letter) or "").strip() for letter in letters}
+    return _Sample(grid, header_at, texts, non_blank.filter(pl.col(ROW) > header_at))
+
+
+def find_header_row(rows: pl.DataFrame) -> int:
+    """The Excel row of the headers among ``rows`` (``__row`` and raw text cells; see the module docstring)."""
+    shapes = []
+    for record in rows.iter_rows(named=True):
+        values = [str(v).strip() for k, v in record.items() if k != ROW and v is not None and str(v).strip()]
+        shapes.append((int(record[ROW]), len(values), all(not _looks_like_a_value(v) for v in values)))
+    widest = max(n for _, n, _ in shapes)
+    for row, n, all_text in shapes:
+        if all_text and n == widest:
+            return row
+    # A text row above data (a narrower header, data spilling into unheaded columns), else the
+    # first row as wide as the data (headers that are numbers, such as years).
+    texts = [(row, n) for row, n, all_text in shapes[:-1] if all_text]
+    if texts:
+        return max(texts, key=lambda row_n: (row_n[1], -row_n[0]))[0]
+    return next(row for row, n, _ in shapes if n == widest)
+
+
+_DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
+
+
+def _looks_like_a_value(text: str) -> bool:
+    """A number or a date (as the reader gives date cells): a data cell, not a header."""
+    try:
+        float(text)
+    except ValueError:
+        return bool(_DATE_TEXT.match(text))
+    return True
+
+
+def infer_columns(path: str | Path, *, sheet: str | int | None = None, header_row: int | None = None) -> list[InferredColumn]:
+    return _columns(_read_sample(path, sheet=sheet, header_row=header_row))
+
+
+def _columns(sample: _Sample) -> list[InferredColumn]:
+    error_letters = set(sample.grid.cell_errors["letter"].to_list())
     taken: set[str] = set()
     seen_headers: set[str] = set()
     columns = []
-    for letter in letters:
-        text = (header.get(letter) or "").strip()
+    for letter in sample.grid.letters:
+        text = sample.header[letter]
         if not text or normalize_header(text) in seen_headers:
             continue  # no header, or a repeated one: it cannot be matched, so the spec leaves it out
         seen_headers.add(normalize_header(text))
         name = column_name(text, taken)
-        raw = data.select(pl.col(letter).alias(raw_name(name)))
+        raw = sample.data.select(pl.col(letter).alias(raw_name(name)))
         columns.append(_infer_one(name, text, raw, has_errors=letter in error_letters))
     return columns
 
@@ -86,8 +143,11 @@ def _infer_one(name: str, header: str, raw: pl.DataFrame, *, has_errors: bool) -
     chosen, values = "text", present
     # Leading zeros ("007") are identifiers, not numbers: converting would lose them.
     leading_zero = present.str.contains(r"^0\d").any()
+    # A time of day or a duration is a date-time on Excel's day zero as text, but a duration when
+    # ingest reads the column typed: neither a date nor a date-time, so the column stays text.
+    day_zero = present.str.starts_with("1899-12-31 ").any()
     for kind in _CANDIDATE_TYPES:
-        if present.is_empty() or (leading_zero and kind in ("integer", "number")):
+        if present.is_empty() or (leading_zero and kind in ("integer", "number")) or (day_zero and kind in ("date", "datetime")):
             break
         if kind == "boolean" and not present.str.to_lowercase().is_in(["true", "false"]).all():
             continue
@@ -118,9 +178,10 @@ def infer_spec(
 ) -> str:
     """TOML text of a draft spec for the sheet; the analyst reviews it before use."""
     path = Path(path)
-    columns = infer_columns(path, sheet=sheet, header_row=header_row)
+    sample = _read_sample(path, sheet=sheet, header_row=header_row)
+    columns = _columns(sample)
     table = table or column_name(path.stem, set())
-    key = choose_key(columns) or _pair_key(path, columns, sheet=sheet, header_row=header_row)
+    key = choose_key(columns) or _pair_key(sample, columns)
     lines = [
         f"# Draft spec inferred from {path.name}: review types, required flags, the key and the rules.",
         f"table = {json.dumps(table)}",
@@ -145,19 +206,52 @@ def infer_spec(
         elif column.low is not None:
             lines.append(f"# in the sample: from {column.low} to {column.high}")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + _date_rules(columns))
 
 
-def _pair_key(path: Path, columns: Sequence[InferredColumn], *, sheet: str | int | None, header_row: int | None) -> list[str]:
+def _date_rules(columns: Sequence[InferredColumn]) -> list[str]:
+    """The sample's first and last dates as ``[[rules]]``, commented out: uncommented, they compile."""
+    lines = []
+    for c in columns:
+        if c.type not in ("date", "datetime") or not all(_DATE_TEXT.match(str(v)) for v in (c.low, c.high)):
+            continue  # no dates, or beyond year 9999 (no SQL literal for those)
+        literal = "DATE" if c.type == "date" else "TIMESTAMP"
+        for suffix, op, moment, word in (("from", ">=", c.low, "before"), ("until", "<=", c.high, "after")):
+            value = str(moment).removesuffix(".000000")
+            edge = "earliest" if suffix == "from" else "latest"
+            lines += [
+                "# [[rules]]",
+                f"# name = {json.dumps(f'{c.name}_{suffix}')}",
+                f"# check = {json.dumps(f'{_sql_name(c.name)} {op} {literal} {_sql_string(value)}')}",
+                f"# message = {json.dumps(f'{c.header} is {word} {value}, the {edge} in the sample')}",
+                "#",
+            ]
+    if not lines:
+        return []
+    return ["# Dates seen in the sample, as rules: uncomment a block (drop the leading '# ') to keep it.", *lines[:-1], ""]
+
+
+def _sql_name(name: str) -> str:
+    """The column as SQL: bare when polars reads it as that column, else quoted (date, end, order...)."""
+    try:
+        if pl.sql_expr(f"{name} IS NULL").meta.root_names() == [name]:
+            return name
+    except Exception:  # noqa: BLE001 - a keyword polars cannot parse as a column; quoted below
+        pass
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _pair_key(sample: _Sample, columns: Sequence[InferredColumn]) -> list[str]:
     """Two required columns that are unique together in the sample, if any."""
     required = [c for c in columns if c.required and c.type in ("integer", "text", "date")]
     if len(required) < 2:
         return []
-    grid = read_grid(path, sheet=sheet)
-    header_at = header_row or int(grid.cells.filter(pl.any_horizontal(pl.col(c).is_not_null() for c in grid.letters))[ROW][0])
-    header = grid.cells.filter(pl.col(ROW) == header_at).row(0, named=True)
-    letter_of = {(header.get(letter) or "").strip(): letter for letter in grid.letters}
-    data = grid.cells.filter(pl.col(ROW) > header_at)
+    letter_of = {text: letter for letter, text in reversed(sample.header.items())}
+    data = sample.data
     for i, first in enumerate(required):
         for second in required[i + 1 :]:
             pair = data.select(letter_of[first.header], letter_of[second.header])

@@ -66,7 +66,7 @@ def prepare(
     """Read and validate one sheet without opening the warehouse; structural problems raise."""
     path = Path(path)
     specs = specs if specs is not None else load_specs()
-    opened = open_sheet(path, sheet=sheet, head_rows=max(HEADER_SEARCH_ROWS, header_row or 0))
+    opened = open_sheet(path, sheet=sheet, head_rows=max(HEADER_SEARCH_ROWS, header_row or 0), prefer_sheet=table)
     mapped = map_sheet(opened, specs, table=table, header_row=header_row)
     with path.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()

@@ -92,8 +92,10 @@ def read_grid(
     *,
     sheet: str | int | None = None,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    prefer_sheet: str | None = None,
 ) -> Grid:
-    """Read one sheet (default: the first visible one) as raw text with Excel row numbers.
+    """Read one sheet (default: the sheet named ``prefer_sheet`` if there is one, else the first
+    visible one) as raw text with Excel row numbers.
 
     Raises:
         UnreadableFileError: the file is missing, empty, not a workbook, encrypted or corrupt.
@@ -110,7 +112,8 @@ def read_grid(
         names = list(reader.sheet_names)
         if not names:
             raise SheetError(f"{path.name}: the workbook has no sheets")
-        loaded = _load(reader, path, names, sheet)
+        # A fix-it workbook holds one sheet per table, named after it: --table loans finds its sheet.
+        loaded = _load(reader, path, names, prefer_sheet if sheet is None and prefer_sheet in names else sheet)
         batch, errors = loaded.to_arrow_with_errors()
         absolute = [info.absolute_index for info in loaded.selected_columns]
         name = loaded.name
@@ -151,8 +154,10 @@ def open_sheet(
     sheet: str | int | None = None,
     head_rows: int = 20,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    prefer_sheet: str | None = None,
 ) -> Sheet:
-    """Choose a sheet (default: the first visible one) and read its first rows as text.
+    """Choose a sheet (default: the one named ``prefer_sheet`` if there is one, else the first
+    visible one) and read its first rows as text.
 
     Raises the same errors as :func:`read_grid`.
     """
@@ -162,20 +167,21 @@ def open_sheet(
     if path.stat().st_size == 0:
         raise UnreadableFileError(f"{path.name}: the file is empty (0 bytes); it is not a workbook")
     _refuse_zip_bomb(path, max_uncompressed_bytes)
-    quick = _quick_head(path, sheet, head_rows)
+    quick = _quick_head(path, sheet, head_rows, prefer_sheet)
     if quick is not None:
         return quick
-    grid = read_grid(path, sheet=sheet, max_uncompressed_bytes=max_uncompressed_bytes)
+    grid = read_grid(path, sheet=sheet, max_uncompressed_bytes=max_uncompressed_bytes, prefer_sheet=prefer_sheet)
     return Sheet(path, grid.sheet, grid, whole=True)
 
 
-def _quick_head(path: Path, sheet: str | int | None, head_rows: int) -> Sheet | None:
+def _quick_head(path: Path, sheet: str | int | None, head_rows: int, prefer_sheet: str | None = None) -> Sheet | None:
     if path.suffix.lower() not in (".xlsx", ".xlsm") or not zipfile.is_zipfile(path):
         return None
     parts = xlsx.sheets(str(path))
     if parts is None:
         return None
     names = [p.name for p in parts]
+    sheet = prefer_sheet if sheet is None and prefer_sheet in names else sheet
     if sheet is None:
         chosen = next((p for p in parts if p.state == "visible"), None)
         if chosen is None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from toolkit.runs import MAX_ROWS_SHOWN, RejectedRow, RunReport, from_summary, read_runs
+from toolkit.runs import COUNT_NAMES, MAX_ROWS_SHOWN, RejectedRow, RunReport, Specs, from_summary, read_runs
 from toolkit.summary import IngestSummary
 
 #: Bars drawn per chart; the table beside it lists every entry.
@@ -70,27 +70,39 @@ def _visible(match: re.Match[str]) -> str:
     return f"[U+{ord(char):04X}]"  # Unicode has no visible symbol for the bidi controls
 
 
-def summary_fragment(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN) -> str:
+def summary_fragment(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN, specs: Specs | None = None) -> str:
     """One run as an HTML fragment with its styles: what Jupyter shows inline."""
-    return _wrap(run_section(from_summary(summary, limit=limit)))
+    return _wrap(run_section(from_summary(summary, limit=limit, specs=specs)))
 
 
 def summary_html(
-    summaries: Sequence[IngestSummary], *, title: str = "Ingestion report", limit: int | None = MAX_ROWS_SHOWN
+    summaries: Sequence[IngestSummary],
+    *,
+    title: str = "Ingestion report",
+    limit: int | None = MAX_ROWS_SHOWN,
+    specs: Specs | None = None,
 ) -> str:
-    """A whole self-contained page for one or more runs just ingested."""
-    return report_html([from_summary(s, limit=limit) for s in summaries], title=title)
+    """A whole self-contained page for one or more runs just ingested.
+
+    ``specs`` (default: the built-in ones) tell which cells a cross-column rule is about.
+    """
+    return report_html([from_summary(s, limit=limit, specs=specs) for s in summaries], title=title)
 
 
 def warehouse_html(
-    db: str | Path, *, run_ids: Sequence[str] = (), last: int | None = None, limit: int | None = MAX_ROWS_SHOWN
+    db: str | Path,
+    *,
+    run_ids: Sequence[str] = (),
+    last: int | None = None,
+    limit: int | None = MAX_ROWS_SHOWN,
+    specs: Specs | None = None,
 ) -> str:
     """A page for past runs read from the warehouse: the runs named, else the ``last`` most recent (default 1).
 
     Raises:
         WarehouseError: the warehouse is missing, busy or not a toolkit warehouse, or a run id is unknown.
     """
-    reports = read_runs(db, run_ids=run_ids, last=last, limit=limit)
+    reports = read_runs(db, run_ids=run_ids, last=last, limit=limit, specs=specs)
     return report_html(reports, title=f"Ingestion report: {Path(db).name}")
 
 
@@ -132,7 +144,7 @@ def history_table(reports: Sequence[RunReport]) -> str:
     return f'<h2>Runs</h2>\n<table class="tk">\n<tr>{header}</tr>\n' + "\n".join(rows) + "\n</table>"
 
 
-_COUNT_LABELS = ("total", "success", "failed", "inserted", "skipped", "duplicates")
+_COUNT_LABELS = COUNT_NAMES
 
 
 def run_section(report: RunReport) -> str:
@@ -157,6 +169,8 @@ def run_section(report: RunReport) -> str:
         parts.append(_breakdown("column", r.failures_by_column))
     if r.rejected_total:
         parts.append(_rejected_table(r))
+    if r.updates_total:
+        parts.append(_updates_table(r))
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -247,6 +261,29 @@ def _rejected_table(r: RunReport) -> str:
         f'<div class="tk-scroll"><table class="tk tk-rejected">\n<tr>{header}</tr>\n'
         + "\n".join(rows)
         + f"\n</table></div>{note}"
+    )
+
+
+def _updates_table(r: RunReport) -> str:
+    """Each updated row's changed columns, old value -> new value; limited like the rejected rows."""
+    lines = []
+    for updated in r.updates:
+        for i, (header, old, new) in enumerate(updated.changes):
+            row = f'<td class="tk-n" rowspan="{len(updated.changes)}">{updated.row}</td>' if i == 0 else ""
+            lines.append(f"<tr>{row}<td>{escape(header)}</td><td>{_cell(old)}</td><td>{_cell(new)}</td></tr>")
+    more = r.updates_total - len(r.updates)
+    note = (
+        f'<p class="tk-note">{more:,} more in <code>_changes</code> '
+        f"(<code>SELECT * FROM _changes WHERE run_id = '{escape(r.run_id)}'</code>)</p>"
+        if more > 0
+        else ""
+    )
+    head = "<tr><th>Excel row</th><th>column</th><th>in the warehouse before</th><th>from the file</th></tr>"
+    return (
+        f"<h3>Updated rows ({r.updates_total:,})</h3>\n"
+        '<p class="tk-note">Stored rows replaced by this run (<code>--on-conflict update</code>): each changed column, '
+        "old value → new value.</p>\n"
+        f'<div class="tk-scroll"><table class="tk tk-updated">\n{head}\n' + "\n".join(lines) + f"\n</table></div>{note}"
     )
 
 

@@ -71,11 +71,12 @@ def _convert_typed(column: Column, dtype: pl.DataType) -> pl.Expr | None:
     if dtype == pl.Null:
         return pl.lit(None, dtype=column.polars_type)
     numeric = dtype in (pl.Float64, pl.Float32, pl.Int64, pl.Int32)
-    if kind == "integer" and numeric:
+    if kind in ("integer", "integer32") and numeric:
         if dtype in (pl.Int64, pl.Int32):
-            return raw
+            return _in_32_bits(column, raw)
         # An Excel number is a double: a whole one converts exactly; a fraction is not a whole number.
-        return pl.when(raw.is_finite() & (raw == raw.floor()) & (raw.abs() < 2.0**63)).then(raw.cast(pl.Int64, strict=False))
+        whole = raw.is_finite() & (raw == raw.floor()) & (raw.abs() < 2.0**63)
+        return _in_32_bits(column, pl.when(whole).then(raw.cast(pl.Int64, strict=False)))
     if kind == "number" and numeric:
         return pl.when(raw.cast(pl.Float64).is_finite()).then(raw.cast(pl.Float64))
     if kind == "date" and isinstance(dtype, pl.Datetime):
@@ -86,15 +87,25 @@ def _convert_typed(column: Column, dtype: pl.DataType) -> pl.Expr | None:
         return raw.cast(pl.Datetime("us"))
     if kind == "boolean" and dtype == pl.Boolean:
         return raw
-    if kind in ("integer", "number", "date", "datetime") and dtype in (pl.Boolean, pl.Datetime, pl.Date, pl.Duration):
+    if kind in ("integer", "integer32", "number", "date", "datetime") and dtype in (
+        pl.Boolean,
+        pl.Datetime,
+        pl.Date,
+        pl.Duration,
+    ):
         return pl.lit(None, dtype=column.polars_type)  # a boolean, date or duration cell is not a number; a non-date not a date
     return None
+
+
+def _in_32_bits(column: Column, value: pl.Expr) -> pl.Expr:
+    """For an integer32 column, null beyond 32 bits (never an overflow); column_checks says why."""
+    return pl.when(value.is_between(-(2**31), 2**31 - 1)).then(value) if column.type == "integer32" else value
 
 
 def _convert_text(column: Column, s: pl.Expr) -> pl.Expr:
     """Stripped cell text -> the column's type; null where missing or not convertible."""
     kind = column.type
-    if kind == "integer":
+    if kind in ("integer", "integer32"):
         # "12.0" becomes "12" as text, so no digit is lost past 2**53; the float path is only for
         # exponent forms ("1e3") and only where a float holds every whole number exactly, so a
         # fraction ("12.0000000000000001") is never rounded away.
@@ -102,6 +113,7 @@ def _convert_text(column: Column, s: pl.Expr) -> pl.Expr:
         as_float = s.cast(pl.Float64, strict=False)
         whole = s.str.contains("[eE]") & as_float.is_finite() & (as_float == as_float.floor()) & (as_float.abs() < 2.0**53)
         value = pl.coalesce(digits.cast(pl.Int64, strict=False), pl.when(whole).then(as_float.cast(pl.Int64, strict=False)))
+        value = _in_32_bits(column, value)
     elif kind == "number":
         as_float = s.cast(pl.Float64, strict=False)
         value = pl.when(as_float.is_finite()).then(as_float)
@@ -159,9 +171,10 @@ _TYPE_MESSAGES = {
 }
 
 
-def column_checks(
-    column: Column, header: str, *, error_rows: list[int] | None = None, dtype: pl.DataType = TEXT
-) -> list[Check]:
+_INT32_MESSAGE = "is too large for a 32-bit whole number (the range is -2147483648 to 2147483647)"
+
+
+def column_checks(column: Column, header: str, *, error_rows: list[int] | None = None, dtype: pl.DataType = TEXT) -> list[Check]:
     """Checks for one column present in the file; ``header`` is the header as found and ``dtype``
     the raw column's type (text, or the one kind of cell the sheet's column holds)."""
     name = column.name
@@ -195,6 +208,12 @@ def column_checks(
         checks.append(Check(f"{name}|decimal", name, convertible, _quoted(header, message, s)))
     elif column.normalize == "phone_in":
         checks.append(Check(f"{name}|phone", name, convertible, _quoted(header, "is not a 10-digit phone number", s)))
+    elif column.type == "integer32":
+        # One check, as for 64 bits; a whole number that does not fit in 32 bits is said as such.
+        f = s.cast(pl.Float64, strict=False)
+        too_large = f.is_finite() & (f == f.floor()) & (f.abs() >= 2**31)
+        said = pl.when(too_large).then(_quoted(header, _INT32_MESSAGE, s))
+        checks.append(Check(f"{name}|integer", name, convertible, said.otherwise(_quoted(header, _TYPE_MESSAGES["integer"], s))))
     elif column.type in _TYPE_MESSAGES:
         checks.append(Check(f"{name}|{column.type}", name, convertible, _quoted(header, _TYPE_MESSAGES[column.type], s)))
     bounds = (

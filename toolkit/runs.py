@@ -8,8 +8,8 @@ Reading the warehouse opens it read-only: a report never changes what it reports
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,14 +18,15 @@ import duckdb
 
 from toolkit.errors import WarehouseBusyError, WarehouseError
 from toolkit.match import normalize_header
-from toolkit.specs import load_specs
+from toolkit.specs import TableSpec, load_specs
 from toolkit.summary import IngestSummary
 
-#: Rejected rows a report shows per run before pointing to the ``_rejects`` table.
+#: Rejected (and updated) rows a report shows per run before pointing to ``_rejects`` (``_changes``).
 MAX_ROWS_SHOWN = 500
 #: Label of failures that belong to the row rather than one column (cross-column rules, conflicts).
 ROW_LEVEL = "(row)"
-COUNT_NAMES = ("total", "success", "failed", "inserted", "skipped", "duplicates")
+COUNT_NAMES = ("total", "success", "failed", "inserted", "skipped", "duplicates", "updated")
+Specs = Mapping[str, TableSpec]
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,14 @@ class RejectedRow:
 
     ``cells`` maps each header as found in the file to the raw cell text (``None`` when empty), in
     the file's column order. ``errors`` are dicts with ``column`` (a header, or ``None`` for a
-    failure of the whole row), ``rule``, ``message`` and ``value``.
+    failure of the whole row), ``rule``, ``message`` and ``value``. ``rule_cells`` maps a rule to
+    the headers it is about (see :meth:`TableSpec.rule_columns`), for failures naming no cell.
     """
 
     row: int
     cells: dict[str, str | None]
     errors: tuple[dict[str, Any], ...]
+    rule_cells: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def reasons(self) -> list[str]:
@@ -47,12 +50,23 @@ class RejectedRow:
 
     @property
     def failing(self) -> dict[str, list[str]]:
-        """Header -> messages of the failures that name that cell."""
+        """Header -> messages of the failures about that cell: the cell a failure names, else
+        every cell its rule is about (the columns a cross-column rule uses, a composite key)."""
         found: dict[str, list[str]] = {}
         for error in self.errors:
-            if error["column"] in self.cells:
-                found.setdefault(error["column"], []).append(error["message"])
+            cells = [error["column"]] if error["column"] in self.cells else self.rule_cells.get(error["rule"], ())
+            for header in cells:
+                if header in self.cells:
+                    found.setdefault(header, []).append(error["message"])
         return found
+
+
+@dataclass(frozen=True)
+class UpdatedRow:
+    """A row that replaced a stored row (``--on-conflict update``): (header, old, new) per changed column."""
+
+    row: int
+    changes: tuple[tuple[str, str | None, str | None], ...]
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,7 @@ class RunReport:
     """What a report shows about one run. Counts are ``None`` while a run is unfinished.
 
     ``rejected`` holds the first rejected rows (up to the limit asked for); ``rejected_total`` is
-    how many there are in all.
+    how many there are in all. ``updates`` and ``updates_total`` are the same for updated rows.
     """
 
     run_id: str
@@ -80,6 +94,7 @@ class RunReport:
     inserted: int | None
     skipped: int | None
     duplicates: int | None
+    updated: int | None
     headers: tuple[str, ...]
     unmapped_columns: tuple[str, ...]
     warnings: tuple[str, ...]
@@ -87,6 +102,8 @@ class RunReport:
     failures_by_column: dict[str, int]
     rejected: tuple[RejectedRow, ...]
     rejected_total: int
+    updates: tuple[UpdatedRow, ...] = ()
+    updates_total: int = 0
 
     @property
     def seconds(self) -> float | None:
@@ -97,21 +114,30 @@ class RunReport:
     @property
     def invariants(self) -> list[tuple[str, bool]]:
         """The two accounting identities, spelled out with this run's numbers; empty while unfinished."""
-        t, s, f, i, k, d = (self.total, self.success, self.failed, self.inserted, self.skipped, self.duplicates)
-        if t is None or s is None or f is None or i is None or k is None or d is None:
+        t, s, f, i, k, d, u = (getattr(self, name) for name in COUNT_NAMES)
+        if t is None or s is None or f is None or i is None or k is None or d is None or u is None:
             return []
         return [
             (f"total = success + failed: {t:,} = {s:,} + {f:,}", t == s + f),
-            (f"success = inserted + skipped + duplicates: {s:,} = {i:,} + {k:,} + {d:,}", s == i + k + d),
+            (
+                f"success = inserted + skipped + duplicates + updated: {s:,} = {i:,} + {k:,} + {d:,} + {u:,}",
+                s == i + k + d + u,
+            ),
         ]
 
     def __repr__(self) -> str:
         return f"<RunReport {self.run_id} {self.file} -> {self.table} ({self.status}), {self.rejected_total} rejected>"
 
 
-def from_summary(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN) -> RunReport:
-    """The report data of a run just ingested (or previewed)."""
-    labels = _header_labels(summary)
+def from_summary(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN, specs: Specs | None = None) -> RunReport:
+    """The report data of a run just ingested (or previewed).
+
+    ``specs`` (default: the built-in ones) tell which cells a cross-column rule is about. The
+    changes of an update run are read from the run's warehouse (``_changes``) when it can be
+    opened; otherwise the report points to the table.
+    """
+    spec = (specs if specs is not None else load_specs()).get(summary.table)
+    labels = _header_labels(summary, spec)
     by_row: dict[int, list[dict[str, Any]]] = {}
     for error in summary.errors:
         by_row.setdefault(int(error["row"]), []).append({k: error[k] for k in ("column", "rule", "message", "value")})
@@ -119,9 +145,15 @@ def from_summary(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN) 
     by_rule, by_column = _breakdowns((e["rule"], e["column"], 1) for e in summary.errors)
     shown = sorted(by_row)[:limit] if limit is not None else sorted(by_row)
     rejected = tuple(
-        RejectedRow(row, {label: raw_rows.get(row, {}).get(name) for name, label in labels.items()}, tuple(by_row[row]))
+        RejectedRow(
+            row,
+            {label: raw_rows.get(row, {}).get(name) for name, label in labels.items()},
+            tuple(by_row[row]),
+            _rule_cells(spec, by_row[row], labels),
+        )
         for row in shown
     )
+    updates, updates_total = _summary_updates(summary, tuple(labels.values()), limit=limit)
     return RunReport(
         run_id=summary.run_id,
         file=summary.file,
@@ -142,10 +174,49 @@ def from_summary(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN) 
         failures_by_column=by_column,
         rejected=rejected,
         rejected_total=len(by_row),
+        updates=updates,
+        updates_total=updates_total,
     )
 
 
-def _header_labels(summary: IngestSummary) -> dict[str, str]:
+def _summary_updates(summary: IngestSummary, headers: Sequence[str], *, limit: int | None) -> tuple[tuple[UpdatedRow, ...], int]:
+    """The updated rows of a finished run, from its warehouse; none shown (only counted) if it cannot be read."""
+    if not summary.updated or not summary.database or summary.status == "preview":
+        return (), 0
+    try:
+        con = duckdb.connect(summary.database, read_only=True)
+    except duckdb.Error:  # busy, gone or open for writing in this process: the report points to _changes
+        return (), summary.updated
+    try:
+        return updated_rows(con, summary.run_id, headers, limit=limit), _updates_total(con, summary.run_id)
+    finally:
+        con.close()
+
+
+def _rule_cells(
+    spec: TableSpec | None, errors: Iterable[dict[str, Any]], labels: Mapping[str, str]
+) -> dict[str, tuple[str, ...]]:
+    """Rule -> headers of the cells it is about, for the failures that name no single cell."""
+    if spec is None:
+        return {}
+    rules = {e["rule"] for e in errors if e["column"] is None}
+    return {rule: tuple(labels[c] for c in spec.rule_columns(rule) if c in labels) for rule in sorted(rules)}
+
+
+def _labels_for(spec: TableSpec | None, headers: Sequence[str]) -> dict[str, str]:
+    """Spec column name -> the header as found that names it (by header, alias or name)."""
+    if spec is None:
+        return {}
+    found = {normalize_header(h): h for h in headers}
+    labels = {}
+    for column in spec.columns:
+        matches = [found[key] for key in map(normalize_header, (column.header, *column.aliases, column.name)) if key in found]
+        if matches:
+            labels[column.name] = matches[0]
+    return labels
+
+
+def _header_labels(summary: IngestSummary, spec: TableSpec | None) -> dict[str, str]:
     """Spec column name -> header as found, for the raw columns of ``summary.rejected``.
 
     The summary knows the headers as found only through its errors (``column``); a column with no
@@ -154,7 +225,6 @@ def _header_labels(summary: IngestSummary) -> dict[str, str]:
     """
     names = [c for c in summary.rejected.columns if c not in ("__row", "reasons", "rules")]
     seen = {normalize_header(e["column"]): e["column"] for e in summary.errors if e["column"]}
-    spec = load_specs().get(summary.table)
     labels = {}
     for name in names:
         column = spec.column(name) if spec is not None and name in spec.names else None
@@ -212,8 +282,13 @@ def select_runs(con: duckdb.DuckDBPyConnection, *, run_ids: Sequence[str] = (), 
     return [r[0] for r in reversed(recent)]
 
 
-def read_run(con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | None = MAX_ROWS_SHOWN) -> RunReport:
-    """The report data of a past run, from ``_runs`` and ``_rejects``."""
+def read_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | None = MAX_ROWS_SHOWN, specs: Specs | None = None
+) -> RunReport:
+    """The report data of a past run, from ``_runs``, ``_rejects`` and ``_changes``.
+
+    ``specs`` (default: the built-in ones) tell which cells a cross-column rule is about.
+    """
     cursor = con.execute("SELECT * FROM _runs WHERE run_id = ?", [run_id])
     names = [d[0] for d in cursor.description or []]
     rows = cursor.fetchall()
@@ -229,6 +304,11 @@ def read_run(con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | None =
     ).fetchall()
     by_rule, by_column = _breakdowns((rule, column, int(n)) for rule, column, n in counted)
     total_rejected = con.execute("SELECT count(DISTINCT source_row) FROM _rejects WHERE run_id = ?", [run_id]).fetchall()
+    spec = (specs if specs is not None else load_specs()).get(run["table_name"])
+    labels = _labels_for(spec, headers)
+    counts = {name: run.get(name) for name in COUNT_NAMES}
+    if counts["updated"] is None and counts["total"] is not None:
+        counts["updated"] = 0  # recorded before update mode existed: nothing was updated
     return RunReport(
         run_id=run["run_id"],
         file=run["file"],
@@ -241,15 +321,49 @@ def read_run(con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | None =
         toolkit_version=run["toolkit_version"] or "",
         started_at=run["started_at"],
         finished_at=run["finished_at"],
-        **{name: run[name] for name in COUNT_NAMES},
+        **counts,
         headers=tuple(headers),
         unmapped_columns=tuple(run["unmapped_columns"] or ()),
         warnings=tuple(run["warnings"] or ()),
         failures_by_rule=by_rule,
         failures_by_column=by_column,
-        rejected=tuple(RejectedRow(r.row, {h: r.cells.get(h) for h in headers}, r.errors) for r in rejected),
+        rejected=tuple(
+            RejectedRow(r.row, {h: r.cells.get(h) for h in headers}, r.errors, _rule_cells(spec, r.errors, labels))
+            for r in rejected
+        ),
         rejected_total=int(total_rejected[0][0]),
+        updates=updated_rows(con, run_id, headers, limit=limit) if _has_changes_table(con) else (),
+        updates_total=_updates_total(con, run_id) if _has_changes_table(con) else 0,
     )
+
+
+def updated_rows(
+    con: duckdb.DuckDBPyConnection, run_id: str, headers: Sequence[str], *, limit: int | None = None
+) -> tuple[UpdatedRow, ...]:
+    """The rows a run updated, in Excel row order, each with its changed columns in ``headers`` order."""
+    query = (
+        'SELECT source_row, list(struct_pack(c := "column", o := old_value, n := new_value)) FROM _changes '
+        "WHERE run_id = ? GROUP BY source_row ORDER BY source_row"
+    )
+    params: list[Any] = [run_id]
+    if limit is not None:
+        query += " LIMIT ?"
+        params.append(limit)
+    order = {h: i for i, h in enumerate(headers)}
+    rows = []
+    for row, changes in con.execute(query, params).fetchall():
+        ranked = sorted(changes, key=lambda c: (order.get(c["c"], len(order)), c["c"]))
+        rows.append(UpdatedRow(int(row), tuple((c["c"], c["o"], c["n"]) for c in ranked)))
+    return tuple(rows)
+
+
+def _updates_total(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    return int(con.execute("SELECT count(DISTINCT source_row) FROM _changes WHERE run_id = ?", [run_id]).fetchall()[0][0])
+
+
+def _has_changes_table(con: duckdb.DuckDBPyConnection) -> bool:
+    # Warehouses made before update mode have no _changes table (and nothing updated).
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_changes'").fetchall()[0][0])
 
 
 def rejected_rows(con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | None = None) -> list[RejectedRow]:
@@ -269,12 +383,18 @@ def rejected_rows(con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | N
 
 
 def read_runs(
-    db: str | Path, *, run_ids: Sequence[str] = (), last: int | None = None, limit: int | None = MAX_ROWS_SHOWN
+    db: str | Path,
+    *,
+    run_ids: Sequence[str] = (),
+    last: int | None = None,
+    limit: int | None = MAX_ROWS_SHOWN,
+    specs: Specs | None = None,
 ) -> list[RunReport]:
     """Report data of past runs, oldest first: the runs named, else the ``last`` most recent (default 1)."""
     con = connect_read_only(db)
+    specs = specs if specs is not None else load_specs()
     try:
-        return [read_run(con, run_id, limit=limit) for run_id in select_runs(con, run_ids=run_ids, last=last)]
+        return [read_run(con, r, limit=limit, specs=specs) for r in select_runs(con, run_ids=run_ids, last=last)]
     except WarehouseError as exc:
         raise WarehouseError(f"{db}: {exc}") from exc
     finally:

@@ -2,8 +2,11 @@
 
 Accepted: a new table; a new optional column (added, NULL for existing rows); a new required column
 while the table is empty; widening a column's type (INTEGER -> BIGINT -> DOUBLE, DATE -> TIMESTAMP,
-anything -> VARCHAR); a column the spec no longer lists (kept, made nullable). Refused: narrowing a
-type, a new required column on a table with rows, and a change of key.
+anything -> VARCHAR); a column the spec no longer lists (kept, made nullable); a 32-bit column
+stored as BIGINT (kept as it is: every 32-bit value fits). Refused: narrowing a type, changing
+the type of a key or unique column (DuckDB cannot alter a constrained column), a new required
+column on a table with rows, a change of key, and a foreign key to a stored table that lacks the
+columns it names.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ _WIDENING = {
     ("DATE", "TIMESTAMP"),
     ("FLOAT", "DOUBLE"),
 }
+#: (stored type, spec type) pairs where the stored column already holds every value the spec allows.
+_WIDER_STORED = {("BIGINT", "INTEGER")}
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,13 @@ def existing_key(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, ...]:
 
 def plan(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[str]:
     """The statements that make the table fit ``spec``; raises SchemaChangeError if it cannot."""
+    _check_foreign_keys(con, spec)
     columns = existing_columns(con, spec.table)
     if not columns:
         return [sql.create_table(spec)]
     table = sql.quote(spec.table)
     where = f"warehouse table {spec.table!r}"
+    constrained = {*spec.key, *spec.unique_columns}
     key = existing_key(con, spec.table)
     if key != spec.key:
         raise SchemaChangeError(
@@ -74,7 +81,14 @@ def plan(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[str]:
                     "declare it required = false first, or load into a new warehouse"
                 )
             statements.append(f"ALTER TABLE {table} ADD COLUMN {sql.quote(column.name)} {column.sql_type}")
-        elif found.sql_type != column.sql_type:
+        elif found.sql_type != column.sql_type and (found.sql_type, column.sql_type) not in _WIDER_STORED:
+            if column.name in constrained:
+                role = "a key column" if column.name in spec.key else "a unique column"
+                raise SchemaChangeError(
+                    f"{where}: column {column.name!r} is {found.sql_type} but the spec says {column.sql_type}, and the type "
+                    f"of {role} cannot change in place; keep {found.sql_type} in the spec, or export the table "
+                    f"(COPY {spec.table} TO '{spec.table}.parquet'), drop it and ingest again into the recreated table"
+                )
             if (found.sql_type, column.sql_type) not in _WIDENING and column.sql_type != "VARCHAR":
                 raise SchemaChangeError(
                     f"{where}: column {column.name!r} is {found.sql_type} but the spec says {column.sql_type}, "
@@ -85,6 +99,20 @@ def plan(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[str]:
         if name not in spec.names and name not in sql.RUN_COLUMNS and not found.nullable:
             statements.append(f"ALTER TABLE {table} ALTER COLUMN {sql.quote(name)} DROP NOT NULL")
     return statements
+
+
+def _check_foreign_keys(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+    """A foreign key must name columns its stored parent table has, or every load would fail on it."""
+    for fk in spec.foreign_keys:
+        parent = existing_columns(con, fk.references)
+        missing = [c for c in fk.ref_columns if c not in parent]
+        if parent and missing:
+            found = ", ".join(c for c in parent if c not in sql.RUN_COLUMNS)
+            raise SchemaChangeError(
+                f"spec {spec.source or spec.table}: foreign key to {fk.references!r} names column(s) "
+                f"{', '.join(map(repr, missing))} that warehouse table {fk.references!r} does not have (it has: {found}); "
+                "fix ref_columns in the spec, or use a warehouse whose parent table matches its spec"
+            )
 
 
 def apply(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[str]:

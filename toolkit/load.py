@@ -174,6 +174,11 @@ class Warehouse:
         # An arrow table registers ~0.7 ms faster than a polars frame: it counts at 1000 batches.
         if batch.shape[0] == 0:
             return 0
+        if present is None and isinstance(batch, pa.Table):
+            # Already in the table's column order (see _judge_whole_file): a relation insert skips
+            # parsing and binding an INSERT statement, ~0.5 ms a batch.
+            self.con.from_arrow(batch).insert_into(spec.table)
+            return batch.num_rows
         self.con.register(BATCH_NAME, batch)
         try:
             statement = sql.insert_rows(spec, BATCH_NAME) if present is None else sql.insert_new(spec, BATCH_NAME, present)
@@ -332,9 +337,15 @@ def _judge_whole_file(
     return _WholeFile(
         errors={int(k[0]): v for k, v in errors.partition_by(_BATCH, as_dict=True, include_key=False).items()},
         same={int(k[0]): v[ROW] for k, v in same.partition_by(_BATCH, as_dict=True, include_key=False).items()},
-        new_rows=new.drop(_BATCH).to_arrow(),
+        new_rows=new.select(_in_table_order(con, spec, new)).to_arrow(),
         offsets=offsets,
     )
+
+
+def _in_table_order(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: pl.DataFrame) -> list[pl.Expr]:
+    """The table's columns in its own order, from ``rows`` (null for columns the spec dropped)."""
+    columns = schema.existing_columns(con, spec.table)
+    return [pl.col(name) if name in rows.columns else pl.lit(None).alias(name) for name in columns]
 
 
 def classify(

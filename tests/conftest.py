@@ -162,3 +162,32 @@ def warehouse_held(db: Path, *, seconds: float = 60.0) -> Iterator[subprocess.Po
         holder.wait()
         assert holder.stdout is not None
         holder.stdout.close()
+
+
+# Helpers for the zip-bomb tests: real workbooks whose parts are rewritten or whose declared sizes lie.
+import struct  # noqa: E402
+import zipfile  # noqa: E402
+
+
+def rewrite_member(path: Path, member: str, change: Callable[[bytes], bytes]) -> Path:
+    """Rewrite one part of a zipped workbook in place (deflated, like Excel writes it)."""
+    with zipfile.ZipFile(path) as source:
+        parts = [(info.filename, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in parts:
+            target.writestr(name, change(data) if name == member else data)
+    return path
+
+
+def declare_size(path: Path, member: str, size: int) -> Path:
+    """Make the zip's central directory claim ``size`` unpacked bytes for ``member`` (a lie)."""
+    data = bytearray(path.read_bytes())
+    wanted, at = member.encode(), 0
+    while True:
+        at = data.index(b"PK\x01\x02", at)  # a central directory entry
+        name_length = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46 : at + 46 + name_length] == wanted:
+            struct.pack_into("<I", data, at + 24, size)  # its "uncompressed size" field
+            path.write_bytes(bytes(data))
+            return path
+        at += 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,18 @@ import pytest
 import xlsxwriter
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, ODDFILES, customer, loan, warehouse_held, warehouse_rows
+from tests.conftest import (
+    CUSTOMER_HEADERS,
+    DATA,
+    LOAN_HEADERS,
+    ODDFILES,
+    customer,
+    loan,
+    rewrite_member,
+    warehouse_held,
+    warehouse_rows,
+    write_workbook,
+)
 from toolkit.summary import CONTRACT_KEYS
 
 Book = Callable[..., Path]
@@ -146,6 +158,48 @@ def test_an_unreadable_file_exits_2_with_one_line_naming_it_and_writes_nothing(t
     assert_one_error_line(result, path.name, problem)
     assert result.stdout == ""
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def _sheet_xml(change: Callable[[bytes], bytes]) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        path = write_workbook(folder / "bomb.xlsx", [CUSTOMER_HEADERS, *(customer(i) for i in range(1, 101))])
+        return rewrite_member(path, "xl/worksheets/sheet1.xml", change)
+
+    return make
+
+
+BOMBS: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
+    "a billion cells declared": (
+        _sheet_xml(lambda xml: re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:CV10000000"/>', xml)),
+        [],
+        "bomb.xlsx, sheet 'Sheet1': 1,000,000,000 cells (dimension A1:CV10000000), over the limit of 50,000,000 cells; "
+        "if the file is trusted, raise it with --max-cells N",
+    ),
+    "more cells than --max-cells": (_sheet_xml(lambda xml: xml), ["--max-cells", "500"], "707 cells (dimension A1:G101)"),
+    "64 MiB of padding": (
+        _sheet_xml(lambda xml: xml.replace(b"</worksheet>", b" " * 64 * 1024**2 + b"</worksheet>")),
+        ["--max-unpacked-mb", "16"],
+        "bomb.xlsx: unpacks to 64 MiB, over the limit of 16 MiB; if the file is trusted, raise it with --max-unpacked-mb N",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(BOMBS))
+def test_a_bomb_exits_2_with_one_line_naming_the_size_the_cap_and_the_flag(tmp_path: Path, kind: str) -> None:
+    make, options, problem = BOMBS[kind]
+    result = cli(make(tmp_path), "--db", "w.duckdb", "--json", *options, cwd=tmp_path)
+    assert_one_error_line(result, problem)
+    assert result.stdout == ""
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_raising_the_caps_lets_a_trusted_big_file_in(tmp_path: Path) -> None:
+    path = _sheet_xml(lambda xml: xml.replace(b"</worksheet>", b" " * 1024**2 + b"</worksheet>"))(tmp_path)
+    assert_one_error_line(cli(path, "--db", "w.duckdb", "--max-cells", "500", cwd=tmp_path), "707 cells")
+    assert_one_error_line(cli(path, "--db", "w.duckdb", "--max-unpacked-mb", "1", cwd=tmp_path), "unpacks to 1 MiB")
+    result = cli(path, "--db", "w.duckdb", "--json", "--max-cells", "100000", "--max-unpacked-mb", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [o["inserted"] for o in json_lines(result)] == [100]
 
 
 @pytest.mark.parametrize("suffix", ["xlsx", "xls", "xlsb", "ods"])

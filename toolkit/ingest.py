@@ -14,6 +14,7 @@ import polars as pl
 
 from toolkit import __version__
 from toolkit.errors import SchemaChangeError, ToolkitError, WarehouseBusyError, WarehouseError
+from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse, classify
 from toolkit.match import MappedSheet, map_sheet
 from toolkit.read import Grid, read_grid
@@ -59,11 +60,17 @@ def prepare(
     table: str | None = None,
     sheet: str | int | None = None,
     header_row: int | None = None,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> Prepared:
-    """Read and validate one sheet without opening the warehouse; structural problems raise."""
+    """Read and validate one sheet without opening the warehouse; structural problems raise.
+
+    A sheet declaring more than ``max_cells`` cells, or a zipped workbook more than
+    ``max_uncompressed_bytes`` unpacked, is refused before it is parsed (toolkit.limits).
+    """
     path = Path(path)
     specs = specs if specs is not None else load_specs()
-    grid = read_grid(path, sheet=sheet)
+    grid = read_grid(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
     mapped = map_sheet(grid, specs, table=table, header_row=header_row)
     with path.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -92,6 +99,8 @@ def ingest(
     run_id: str | None = None,
     wait: float = 0.0,
     on_conflict: str = "reject",
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> IngestSummary:
     """Ingest one sheet of a workbook into the DuckDB warehouse at ``db``.
 
@@ -99,8 +108,17 @@ def ingest(
     :class:`~toolkit.errors.ToolkitError` before anything is written; bad rows are reported
     in the summary and the ``_rejects`` table. ``on_conflict="update"`` replaces stored rows whose
     key is present with other values (counted as ``updated``, changes kept in ``_changes``).
+    ``max_cells`` and ``max_uncompressed_bytes`` refuse oversized files unread (see :func:`prepare`).
     """
-    prepared = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
+    prepared = prepare(
+        path,
+        specs=specs,
+        table=table,
+        sheet=sheet,
+        header_row=header_row,
+        max_cells=max_cells,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
     with Warehouse(db, wait=wait) as warehouse:
         return load_prepared(
             prepared,
@@ -127,6 +145,8 @@ def ingest_many(
     clock: Clock = datetime.now,
     wait: float = 0.0,
     on_conflict: str = "reject",
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> list[IngestSummary | ToolkitError]:
     """Ingest several files into one warehouse; parents load before children (customers
     before loans). A bad file yields its error in the result list; the others still load."""
@@ -135,7 +155,15 @@ def ingest_many(
     prepared: dict[int, Prepared] = {}
     for index, path in enumerate(paths):
         try:
-            prepared[index] = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
+            prepared[index] = prepare(
+                path,
+                specs=specs,
+                table=table,
+                sheet=sheet,
+                header_row=header_row,
+                max_cells=max_cells,
+                max_uncompressed_bytes=max_uncompressed_bytes,
+            )
         except ToolkitError as exc:
             log.error("%s", exc)
             outcomes[index] = exc
@@ -246,11 +274,21 @@ def preview(
     specs: Mapping[str, TableSpec] | None = None,
     header_row: int | None = None,
     clock: Clock = datetime.now,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> IngestSummary:
     """What an ingest would do, without writing: ``inserted`` counts rows that would be inserted."""
     import duckdb
 
-    prepared = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
+    prepared = prepare(
+        path,
+        specs=specs,
+        table=table,
+        sheet=sheet,
+        header_row=header_row,
+        max_cells=max_cells,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
     validated = prepared.validated
     started = clock()
     try:

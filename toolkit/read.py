@@ -15,7 +15,6 @@ import contextlib
 import os
 import re
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,9 @@ import fastexcel
 import polars as pl
 
 from toolkit.errors import SheetError, UnreadableFileError
+from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES, refuse_oversized
 
 ROW = "__row"
-#: Uncompressed size above which a zipped workbook (xlsx, xlsm, xlsb, ods) is refused unread.
-DEFAULT_MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
 EXCEL_ERRORS = {
     "Div0": "#DIV/0!",
     "NA": "#N/A",
@@ -39,7 +37,8 @@ EXCEL_ERRORS = {
     "GettingData": "#GETTING_DATA",
 }
 _ERROR_DETAIL = re.compile(r"Error\((\w+)\)")
-_ZIPPED = {".xlsx", ".xlsm", ".xlsb", ".ods"}
+# Cells fastexcel cannot give as text although they hold text: an ODS duration (PT01H02M03S).
+_TEXT_DETAIL = re.compile(r"""got '(?:DurationIso|DateTimeIso)\("([^"]*)"\)'""")
 
 
 @dataclass(frozen=True)
@@ -78,12 +77,17 @@ def read_grid(
     path: str | Path,
     *,
     sheet: str | int | None = None,
+    max_cells: int = DEFAULT_MAX_CELLS,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> Grid:
     """Read one sheet (default: the first visible one) as raw text with Excel row numbers.
 
+    ``max_cells`` and ``max_uncompressed_bytes`` refuse, before parsing, a sheet declaring more
+    cells (rows x columns) or a zipped workbook declaring more unpacked bytes (see toolkit.limits).
+
     Raises:
-        UnreadableFileError: the file is missing, empty, not a workbook, encrypted or corrupt.
+        UnreadableFileError: the file is missing, empty, not a workbook, encrypted or corrupt, or
+            declares more than a cap.
         SheetError: the named sheet does not exist.
     """
     path = Path(path)
@@ -91,7 +95,7 @@ def read_grid(
         raise UnreadableFileError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise UnreadableFileError(f"{path.name}: the file is empty (0 bytes); it is not a workbook")
-    _refuse_zip_bomb(path, max_uncompressed_bytes)
+    refuse_oversized(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
     with _reader_boundary(path):
         reader = _open(path)
         names = list(reader.sheet_names)
@@ -105,14 +109,14 @@ def read_grid(
     assert isinstance(frame, pl.DataFrame)
     letters = [column_letter(i) for i in absolute]
     frame = frame.rename(dict(zip(frame.columns, letters, strict=True)))
-    error_rows = [
-        {ROW: e.position[0] + 1, "letter": letters[e.position[1]], "error": _error_text(e.detail)}
-        for e in (errors.errors if errors else [])
-    ]
+    reported = errors.errors if errors else []
+    error_rows = [{ROW: e.position[0] + 1, "letter": letters[e.position[1]], "error": _error_text(e.detail)} for e in reported]
     cell_errors = pl.DataFrame(error_rows, schema={ROW: pl.Int64, "letter": pl.String, "error": pl.String})
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     if cell_errors.height:
         frame = _put_back_error_text(frame, cell_errors)
+        # Put back as their text but not listed: they are values, and a text column takes them.
+        cell_errors = cell_errors.filter(pl.Series([_TEXT_DETAIL.search(e.detail) is None for e in reported], dtype=pl.Boolean))
     return Grid(path=path, sheet=name, cells=frame, cell_errors=cell_errors)
 
 
@@ -141,6 +145,9 @@ def _quoted(names: list[str]) -> str:
 
 
 def _error_text(detail: str) -> str:
+    text = _TEXT_DETAIL.search(detail)
+    if text:
+        return text[1]
     match = _ERROR_DETAIL.search(detail)
     if match:
         return EXCEL_ERRORS.get(match[1], f"#{match[1].upper()}")
@@ -157,21 +164,6 @@ def _put_back_error_text(frame: pl.DataFrame, cell_errors: pl.DataFrame) -> pl.D
             .alias(str(letter))
         )
     return frame
-
-
-def _refuse_zip_bomb(path: Path, limit: int) -> None:
-    if path.suffix.lower() not in _ZIPPED or not zipfile.is_zipfile(path):
-        return  # the reader reports non-zip files itself
-    try:
-        with zipfile.ZipFile(path) as archive:
-            declared = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnreadableFileError(f"{path.name}: corrupt workbook ({exc})") from exc
-    if declared > limit:
-        raise UnreadableFileError(
-            f"{path.name}: unpacks to {declared / 1024**2:,.0f} MiB, over the {limit / 1024**2:,.0f} MiB limit; "
-            "raise max_uncompressed_bytes if the file is trusted"
-        )
 
 
 def _open(path: Path) -> fastexcel.ExcelReader:

@@ -73,6 +73,25 @@ def test_a_corpus_file_with_a_formula_error_reports_its_position() -> None:
     assert grid.cell_errors.rows() == [(2, "C", "#DIV/0!")]
 
 
+@pytest.mark.parametrize(
+    ("name", "row", "durations"),
+    [
+        ("fastexcel__dates.ods", (2, "2023-06-01", "2023-06-01T02:03:04+02:00", "PT01H02M03S", "2023-06-01T02:03:04"), {}),
+        ("python-calamine__base.ods", None, {"H": "PT10H10M10S", "I": "PT10H10M10.1S", "J": "PT255H10M10S"}),
+    ],
+)
+def test_an_ods_duration_is_read_as_its_iso_text_not_as_an_error(
+    name: str, row: tuple[object, ...] | None, durations: dict[str, str]
+) -> None:
+    grid = read_grid(ODDFILES / name)
+
+    assert grid.cell_errors.is_empty()
+    if row is not None:
+        assert grid.cells.row(1) == row
+    for letter, text in durations.items():
+        assert grid.cells[letter].to_list()[-1] == text
+
+
 # --- sheets -----------------------------------------------------------------------------------
 
 

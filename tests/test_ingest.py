@@ -16,9 +16,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, customer, loan, warehouse_held, warehouse_rows, write_workbook
+from tests.conftest import (
+    CUSTOMER_HEADERS,
+    HOSTILE,
+    LOAN_HEADERS,
+    NOTES_SPEC,
+    customer,
+    loan,
+    warehouse_held,
+    warehouse_rows,
+    write_hostile,
+    write_workbook,
+)
 from toolkit.errors import HeaderError, UnreadableFileError, WarehouseBusyError
 from toolkit.load import Progress
+from toolkit.specs import load_specs
 
 Book = Callable[..., Path]
 COUNTS = ("total", "success", "failed", "inserted", "skipped", "duplicates")
@@ -197,6 +209,25 @@ def test_preview_of_a_warehouse_held_by_a_writer_is_a_busy_error_not_a_duckdb_er
     toolkit.ingest(book, db=db)
     with warehouse_held(db), pytest.raises(WarehouseBusyError, match="warehouse is in use by another process"):
         toolkit.preview(book, db=db)
+
+
+# --- hostile content ---------------------------------------------------------------------------
+
+
+def test_hostile_text_is_stored_exactly_as_written(tmp_path: Path, db: Path) -> None:
+    spec = tmp_path / "notes.toml"
+    spec.write_text(NOTES_SPEC)
+    path = write_hostile(tmp_path / "hostile.xlsx", sheet="<script>alert(1)")
+
+    summary = toolkit.ingest(path, db=db, specs=load_specs([spec]))
+
+    assert (summary.inserted, summary.failed) == (len(HOSTILE), 0)
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = dict(con.execute("SELECT body, id FROM notes").fetchall())
+        (sheet,) = con.execute("SELECT sheet FROM _runs").fetchall()[0]
+    for (kind, text), row in zip(HOSTILE.items(), range(1, len(HOSTILE) + 1), strict=True):
+        assert stored.get(text) == row, kind
+    assert sheet == "<script>alert(1)"
 
 
 # --- batch size never changes the outcome (hypothesis) -----------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import xlsxwriter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -228,6 +229,30 @@ def test_hostile_text_is_stored_exactly_as_written(tmp_path: Path, db: Path) -> 
     for (kind, text), row in zip(HOSTILE.items(), range(1, len(HOSTILE) + 1), strict=True):
         assert stored.get(text) == row, kind
     assert sheet == "<script>alert(1)"
+
+
+def test_tens_of_thousands_of_empty_styled_rows_are_skipped_and_only_real_rows_count(tmp_path: Path, db: Path) -> None:
+    path = tmp_path / "styled.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    ws = book.add_worksheet()
+    styled = book.add_format({"bg_color": "#FFFF00", "border": 1, "num_format": "0.00"})
+    ws.write_row(0, 0, CUSTOMER_HEADERS)
+    for row in (1, 2, 3):
+        ws.write_row(row, 0, customer(row))
+    for row in range(4, 40_004):  # formatted blank cells, as left by a user formatting a whole range
+        for col in range(len(CUSTOMER_HEADERS)):
+            ws.write_blank(row, col, None, styled)
+    for row in range(40_004, 60_004):  # formatted rows without cells
+        ws.set_row(row, 18, styled)
+    ws.write_row(60_004, 0, customer(4))
+    book.close()
+
+    summary = toolkit.ingest(path, db=db)
+
+    assert (summary.total, summary.inserted, summary.failed) == (4, 4, 0)
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT customer_id, _source_row FROM customers ORDER BY 1").fetchall()
+    assert rows == [(1, 2), (2, 3), (3, 4), (4, 60_005)]
 
 
 # --- batch size never changes the outcome (hypothesis) -----------------------------------------

@@ -26,14 +26,16 @@ from tests.conftest import (
     warehouse_held,
     write_workbook,
 )
+from toolkit.cli import _progress_bar, main
+from toolkit.load import Progress
 from toolkit.summary import CONTRACT_KEYS
 
 Book = Callable[..., Path]
 
 
-def cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m toolkit ingest ARGS`` in ``cwd``, as a script would run it."""
-    env = {**os.environ, "PYTHONPATH": str(Path(toolkit.__file__).parent.parent)}
+def cli(*args: str | Path, cwd: Path, pythonpath: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """``python -m toolkit ingest ARGS`` in ``cwd``, as a script would run it (``pythonpath`` goes first)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (*pythonpath, Path(toolkit.__file__).parent.parent)))}
     env.pop("TOOLKIT_DEBUG", None)
     return subprocess.run(
         [sys.executable, "-m", "toolkit", "ingest", *map(str, args)],
@@ -87,7 +89,7 @@ def test_json_prints_one_object_per_sheet_with_the_contract_keys_and_exits_0_des
     for data in objects:
         assert set(CONTRACT_KEYS) <= set(data)
         assert data["total"] == data["success"] + data["failed"]
-        assert data["success"] == data["inserted"] + data["skipped"] + data["duplicates"]
+        assert data["success"] == data["inserted"] + data["skipped"] + data["duplicates"] + data["updated"]
         for error in data["errors"]:
             assert list(error) == ["row", "column", "rule", "message", "value"]
     assert [(o["inserted"], o["failed"]) for o in objects] == [(1, 1), (1, 1)]
@@ -275,6 +277,106 @@ def test_the_whole_corpus_of_odd_files_never_crashes_the_cli(tmp_path: Path) -> 
         named = [line for line in complaints if line.startswith((f"error: {path.name}:", f"error: {path.name},"))]
         assert (str(path) in loaded) != (len(named) == 1), (path.name, named)
     assert len(complaints) == len(files) - len(loaded)
+
+
+# A Rust panic in the reader, injected into the child process: sitecustomize runs at start-up,
+# before the CLI, and makes the reader of bad.xlsx behave as a pyo3 panic does (issue 8.10).
+_PANICKING_READER = """
+import os
+
+import toolkit.read
+
+
+class PanicException(BaseException):  # pyo3's PanicException derives from BaseException
+    pass
+
+
+_real_open = toolkit.read._open
+
+
+def _open(path):
+    if path.name == "bad.xlsx":
+        os.write(2, (
+            "thread '<unnamed>' panicked at calamine-0.26.1/src/xlsx/cells_reader.rs:347:39:\\n"
+            "index out of bounds: the len is 3 but the index is 7\\n"
+            "stack backtrace:\\n"
+            "   0: rust_begin_unwind\\n"
+            "   1: core::panicking::panic_bounds_check\\n"
+            "   2: calamine::xlsx::cells_reader::XlsxCellReader::next_cell\\n"
+            "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.\\n"
+        ).encode())
+        raise PanicException("index out of bounds: the len is 3 but the index is 7")
+    return _real_open(path)
+
+
+toolkit.read._open = _open
+"""
+
+
+def test_a_reader_panic_is_one_stderr_line_folding_the_report_and_the_other_files_still_load(
+    workbook: Book, tmp_path: Path
+) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_PANICKING_READER)
+    bad = workbook([CUSTOMER_HEADERS, customer(1)], name="bad.xlsx")  # a fine workbook: only the reader fails
+    good = workbook([CUSTOMER_HEADERS, customer(2)], name="good.xlsx")
+
+    result = cli(bad, good, "--db", "w.duckdb", "--json", cwd=tmp_path, pythonpath=(hooks,))
+
+    line = assert_one_error_line(result, "bad.xlsx", "the reader crashed on this file")
+    assert line == (
+        "error: bad.xlsx: the reader crashed on this file; it is probably corrupt (index out of bounds: the len is 3 "
+        "but the index is 7; thread '<unnamed>' panicked at calamine-0.26.1/src/xlsx/cells_reader.rs:347:39)"
+    )
+    assert [(Path(o["file"]).name, o["inserted"]) for o in json_lines(result)] == [("good.xlsx", 1)]
+    assert runs(tmp_path / "w.duckdb") == [(str(good), "completed", 1, 1)]
+
+
+# --- the progress bar on stderr ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("progress", "drawn"),
+    [
+        (Progress(0, 10, 0, 0.0), "\r[                              ] 0/10 rows, 0 rows/s"),
+        (Progress(4, 10, 1, 2.0), "\r[############                  ] 4/10 rows, 2 rows/s"),
+        (Progress(2500, 2500, 3, 0.5), "\r[##############################] 2,500/2,500 rows, 5,000 rows/s\n"),
+        (Progress(0, 0, 0, 0.0), "\r[##############################] 0/0 rows, 0 rows/s\n"),
+    ],
+)
+def test_the_progress_bar_redraws_one_line_and_ends_it_when_done(
+    progress: Progress, drawn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _progress_bar(progress)
+    assert capsys.readouterr() == ("", drawn)
+
+
+@pytest.mark.parametrize(
+    ("tty", "options", "bars"),
+    [(True, [], 3), (True, ["--json"], 3), (True, ["--quiet"], 0), (False, [], 0), (False, ["--json"], 0)],
+)
+def test_ingest_draws_the_bar_only_on_a_terminal_and_not_when_quiet(
+    workbook: Book,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tty: bool,
+    options: list[str],
+    bars: int,
+) -> None:
+    book = workbook([CUSTOMER_HEADERS, *(customer(i) for i in range(1, 11))])
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+
+    code = main(["ingest", str(book), "--db", str(tmp_path / "w.duckdb"), "--batch-size", "4", *options])
+
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err.count("\r[") == bars
+    assert ("10/10 rows" in err) == bool(bars) and (err.endswith(" rows/s\n") if bars else err == "")
+    assert "\r" not in out  # the bar never mixes with the summary or the JSON on stdout
+    if "--json" in options:
+        assert json.loads(out)["inserted"] == 10
 
 
 # --- the warehouse lock ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 import pytest
 import xlsxwriter
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 import toolkit
 from tests.conftest import (
@@ -22,6 +25,7 @@ from tests.conftest import (
     HOSTILE,
     LOAN_HEADERS,
     NOTES_SPEC,
+    ODDFILES,
     customer,
     loan,
     warehouse_held,
@@ -30,8 +34,8 @@ from tests.conftest import (
     write_workbook,
 )
 from toolkit.errors import HeaderError, UnreadableFileError, WarehouseBusyError
-from toolkit.load import Progress
-from toolkit.specs import load_specs
+from toolkit.load import LoadOutcome, Progress, Warehouse
+from toolkit.specs import load_specs, parse_spec
 
 Book = Callable[..., Path]
 COUNTS = ("total", "success", "failed", "inserted", "skipped", "duplicates")
@@ -44,7 +48,7 @@ def counts(summary: toolkit.IngestSummary | toolkit.ToolkitError) -> dict[str, i
 
 def assert_invariants(summary: toolkit.IngestSummary) -> None:
     assert summary.total == summary.success + summary.failed
-    assert summary.success == summary.inserted + summary.skipped + summary.duplicates
+    assert summary.success == summary.inserted + summary.skipped + summary.duplicates + summary.updated
 
 
 def query(db: Path, text: str) -> list[tuple[Any, ...]]:
@@ -109,6 +113,54 @@ def test_a_structural_error_raises_before_the_warehouse_is_created(workbook: Boo
     assert not db.exists()
 
 
+# --- every format fastexcel reads ----------------------------------------------------------------
+
+
+def test_a_macro_enabled_xlsm_workbook_ingests(tmp_path: Path, db: Path) -> None:
+    path = tmp_path / "customers.xlsm"
+    vba = tmp_path / "vbaProject.bin"
+    vba.write_bytes(b"placeholder macros: the reader loads sheets without running or parsing them")
+    book = xlsxwriter.Workbook(str(path))
+    book.add_vba_project(str(vba))  # a real .xlsm part list and macro-enabled content type
+    sheet = book.add_worksheet()
+    for r, row in enumerate([CUSTOMER_HEADERS, customer(1), customer(2, Age="abc")]):
+        sheet.write_row(r, 0, row)
+    book.close()
+
+    summary = toolkit.ingest(path, db=db)
+
+    assert counts(summary) == {"total": 2, "success": 1, "failed": 1, "inserted": 1, "skipped": 0, "duplicates": 0}
+    assert [(e["row"], e["rule"]) for e in summary.errors] == [(3, "age|integer")]
+
+
+PAIRS = parse_spec(
+    {
+        "table": "pairs",
+        "key": ["left"],
+        "columns": [
+            {"name": "left", "header": "1", "type": "integer", "required": True},
+            {"name": "right", "header": "2", "type": "integer"},
+        ],
+    },
+    source="test",
+)
+
+
+@pytest.mark.parametrize("suffix", ["xls", "xlsb", "ods", "xlsx"])
+def test_xls_xlsb_and_ods_workbooks_of_the_corpus_ingest_like_xlsx(suffix: str, db: Path) -> None:
+    # Sheet 'Visible' holds a 1|2 header, rows 3|4 and 5|6, a blank row and a note; hidden sheets follow.
+    path = ODDFILES / f"python-calamine__any_sheets.{suffix}"
+    if not path.exists():
+        pytest.skip(f"corpus file {path} is not available (../shared/data/oddfiles)")
+
+    summary = toolkit.ingest(path, db=db, specs={"pairs": PAIRS})
+
+    assert (summary.sheet, summary.table) == ("Visible", "pairs")
+    assert counts(summary) == {"total": 3, "success": 2, "failed": 1, "inserted": 2, "skipped": 0, "duplicates": 0}
+    assert warehouse_rows(db, "pairs") == [(3, 4, 2), (5, 6, 3)]  # values, then the Excel row
+    assert [(e["row"], e["column"], e["rule"]) for e in summary.errors] == [(5, "1", "left|integer")]
+
+
 # --- every run ---------------------------------------------------------------------------------
 
 
@@ -117,6 +169,83 @@ def test_a_header_only_sheet_gives_total_zero_with_a_warning_and_a_completed_run
     assert counts(summary) == dict.fromkeys(COUNTS, 0)
     assert "the sheet has a header row but no data rows" in summary.warnings
     assert query(db, "SELECT status, total FROM _runs") == [("completed", 0)]
+
+
+@pytest.mark.parametrize("count", ["inserted", "skipped"])
+def test_a_loader_that_miscounts_breaks_the_second_invariant_and_the_run_is_refused(
+    workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch, count: str
+) -> None:
+    # success is counted from the rows, so a warehouse count off by one no longer goes unnoticed.
+    real_load = Warehouse.load
+
+    def miscounting(self: Warehouse, *args: Any, **kwargs: Any) -> LoadOutcome:
+        outcome = real_load(self, *args, **kwargs)
+        return dataclasses.replace(outcome, **{count: getattr(outcome, count) + 1})
+
+    monkeypatch.setattr(Warehouse, "load", miscounting)
+    book = workbook([CUSTOMER_HEADERS, customer(1), customer(2), customer(2), customer(3, Age=3)])
+    with pytest.raises(AssertionError, match=r"row accounting broken: success 3 != inserted \d \+ skipped \d \+ duplicates 1"):
+        toolkit.ingest(book, db=db)
+
+
+def test_success_counts_the_rows_not_rejected_in_ingest_and_preview_alike(workbook: Book, db: Path) -> None:
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1), customer(2)]), db=db)
+    rows = [customer(1), customer(1), customer(2, Age=50), customer(3), customer(4, Age="x"), customer(5), customer(5)]
+    book = workbook([CUSTOMER_HEADERS, *rows])
+
+    for summary in (toolkit.preview(book, db=db), toolkit.ingest(book, db=db)):
+        # rows 2-3 skipped + duplicate, row 4 a conflict, row 5 inserted, row 6 bad, rows 7-8 inserted + duplicate
+        assert counts(summary) == {"total": 7, "success": 5, "failed": 2, "inserted": 2, "skipped": 1, "duplicates": 2}
+        assert summary.failed_rows == [4, 6]
+        assert_invariants(summary)
+
+
+def test_the_summary_frames_hold_the_accepted_rows_typed_and_the_rejected_rows_as_found(workbook: Book, db: Path) -> None:
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1), customer(2)]), db=db)
+    rows = [customer(1), customer(2, Age=40), customer(3, Age=" x ", Monthly_Salary=None), customer(4), customer(4)]
+
+    summary = toolkit.ingest(workbook([CUSTOMER_HEADERS, *rows]), db=db)
+
+    # accepted: one row per key that passed everything, skipped (row 2) or inserted (row 5); the
+    # duplicate (row 6) is counted, not repeated. Columns the file lacks are null.
+    assert_frame_equal(
+        summary.accepted,
+        pl.DataFrame(
+            {
+                "__row": [2, 5],
+                "customer_id": [1, 4],
+                "first_name": ["Asha", "Asha"],
+                "last_name": ["Rao", "Rao"],
+                "age": [34, 34],
+                "phone_number": ["9800000001", "9800000004"],
+                "monthly_salary": [50000, 50000],
+                "approved_limit": [1800000, 1800000],
+                "current_debt": [None, None],
+            },
+            schema_overrides={"current_debt": pl.Float64},
+        ),
+    )
+    # rejected: the cells as found (text), then every reason and its rule, from validation and the warehouse.
+    assert_frame_equal(
+        summary.rejected,
+        pl.DataFrame(
+            {
+                "__row": [3, 4],
+                "customer_id": ["2", "3"],
+                "first_name": ["Asha", "Asha"],
+                "last_name": ["Rao", "Rao"],
+                "age": ["40", " x "],
+                "phone_number": ["9800000002", "9800000003"],
+                "monthly_salary": ["50000", None],
+                "approved_limit": ["1800000", "1800000"],
+                "reasons": [
+                    ["Customer ID 2 is already in customers with different values: Age (warehouse 34, file 40)"],
+                    ["Age: 'x' is not a whole number", "Missing Monthly Salary"],
+                ],
+                "rules": [["customer_id|conflict"], ["age|integer", "monthly_salary|required"]],
+            }
+        ),
+    )
 
 
 def test_clock_and_run_id_are_injectable(workbook: Book, db: Path) -> None:

@@ -5,7 +5,8 @@ data, runtime and IPython folders in a temporary folder (nothing of the develope
 written), on a copy of the notebooks and sample data (Lab autosaves outputs into the notebook).
 Kernels run in their own sessions, so stopping a server kills its group and each kernel's group.
 Chromium is Debian's (``.ci/run`` installs it); ``playwright install`` would need the internet.
-Screenshots land in ``test-artifacts/``.
+Screenshots of the whole app (not just the viewport: the page scrolls inside a container, so a
+``full_page`` shot would show one screenful) land in ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
-from tests.conftest import DATA, ROOT
+import toolkit
+from tests.conftest import CUSTOMER_HEADERS, DATA, ROOT, customer, write_workbook
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -43,8 +45,9 @@ CHROMIUM_ARGS = [
 ]
 START_TIMEOUT = 60  # seconds for a server to answer
 UI_TIMEOUT = 60_000  # milliseconds for the page to show what we wait for
-INSERTED = json.loads((DATA / "expected_summary.json").read_text())["customer_data.xlsx"]["inserted"]
 LOADING = re.compile(r"Loading widget", re.IGNORECASE)
+PAGE_SIZE = 50  # the app's rejected rows per page (IngestApp's default, which the notebook keeps)
+MAX_SHOT_HEIGHT = 12_000  # pixels: a screenshot of the whole app, as tall as it is, within reason
 
 pytestmark = [
     pytest.mark.slow,
@@ -100,20 +103,30 @@ def test_voila_serves_the_app_as_a_page_that_ingests_an_uploaded_workbook(site: 
 
 
 def upload(folder: Path) -> Path:
-    return Path(shutil.copy(DATA / "customer_data.xlsx", folder / "from_a_colleague.xlsx"))
+    """120 customers, every other one rejected (age not a number, or a negative salary): two pages of rejects."""
+    rows = [
+        customer(i, Age="abc") if i % 4 == 0 else customer(i, Monthly_Salary="-5") if i % 4 == 2 else customer(i)
+        for i in range(1, 121)
+    ]
+    return write_workbook(folder / "from_a_colleague.xlsx", [CUSTOMER_HEADERS, *rows])
 
 
 def use_the_app(page: Page, workbook: Path, screenshot: Path) -> None:
-    """Upload through the file chooser, click Run, wait for the summary; no widget left unrendered."""
+    """Upload through the file chooser, Preview, Run, browse the rejects, export; no widget left unrendered."""
     screenshot.parent.mkdir(exist_ok=True)
-    try:
-        _use_the_app(page, workbook, screenshot.with_name(f"{screenshot.stem}-rejected.png"))
-    finally:  # a picture of the end state, pass or fail: it is the first thing to look at
-        page.screenshot(path=str(screenshot), full_page=True)
-
-
-def _use_the_app(page: Page, workbook: Path, rejected_shot: Path) -> None:
     app = page.locator(".tk-app")
+    try:
+        _use_the_app(page, app, workbook, screenshot)
+    finally:  # a picture of the end state, pass or fail: it is the first thing to look at
+        if app.count():
+            shoot_whole(page, app, screenshot)
+        else:
+            page.screenshot(path=str(screenshot))
+
+
+def _use_the_app(page: Page, app: Locator, workbook: Path, screenshot: Path) -> None:
+    expected = toolkit.preview(workbook)  # what the app must predict and then do, on a fresh warehouse
+    assert expected.failed > PAGE_SIZE  # so that the rejected rows take two pages
     app.wait_for(timeout=UI_TIMEOUT)
     with page.expect_file_chooser(timeout=UI_TIMEOUT) as chooser:
         app.locator("button.widget-upload").click()
@@ -122,20 +135,90 @@ def _use_the_app(page: Page, workbook: Path, rejected_shot: Path) -> None:
     picked.filter(has_text=f"{workbook.name} (uploaded)").wait_for(timeout=UI_TIMEOUT)
     assert picked.count() == 1
 
+    app.locator("button", has_text="Preview").click()
+    app.get_by_text("previewed 1 workbook(s)").wait_for(timeout=UI_TIMEOUT)
+    assert "nothing was written" in app.inner_text()
+    assert counts_shown(app) == {k: expected.to_dict()[k] for k in counts_shown(app)}
+    assert app.locator("h2", has_text=f"{workbook.name} (uploaded) → customers").count() == 1
+    shoot_whole(page, app, screenshot.with_name(f"{screenshot.stem}-preview.png"))
+
     app.locator("button", has_text="Run").click()  # the only button saying "Run" (its icon glyph is in its name)
-    app.get_by_text(f"done: 1 run(s), {INSERTED} rows inserted").wait_for(timeout=UI_TIMEOUT)
-    inserted = app.locator(".tk-count", has_text="inserted").first
-    assert inserted.locator("b").inner_text() == f"{INSERTED:,}"
+    app.get_by_text(f"done: 1 run(s), {expected.inserted} rows inserted").wait_for(timeout=UI_TIMEOUT)
+    assert counts_shown(app) == {k: expected.to_dict()[k] for k in counts_shown(app)}
     assert app.locator("td.tk-cell-bad").count() > 0  # the rejected rows, failing cells highlighted
+
+    # Browse the rejected rows: two pages, then one rule only.
+    pages = app.locator(".widget-html", has_text=re.compile(r"^rows \d"))
+    assert pages.inner_text() == f"rows 1–{PAGE_SIZE} of {expected.failed} · page 1 of 2"
+    app.locator("button", has_text="Next").click()
+    pages.filter(has_text=f"rows {PAGE_SIZE + 1}–{expected.failed} of {expected.failed} · page 2 of 2").wait_for(
+        timeout=UI_TIMEOUT
+    )
+    rule, failures = next(iter(expected.failures_by_rule.items()))
+    rule_filter = app.locator(".widget-dropdown", has=page.locator("label", has_text="Rule")).locator("select")
+    rule_filter.select_option(label=f"{rule} ({failures:,})")
+    pages.filter(has_text=f"rows 1–{failures} of {failures} · page 1 of 1").wait_for(timeout=UI_TIMEOUT)
+    shown_rows = app.locator("table.tk").last.locator("tr").count() - 1  # the page's rows, under its header row
+    assert shown_rows == failures
 
     app.locator("button", has_text="HTML report").click()
     app.locator("a[download^='report-']").wait_for(timeout=UI_TIMEOUT)
+    shoot_whole(page, app, screenshot.with_name(f"{screenshot.stem}-rejected.png"))
+    app.locator("button", has_text="Fix-it workbook").click()
+    app.locator("a[download^='fixit-customers-']").wait_for(timeout=UI_TIMEOUT)
 
     assert page.get_by_text(LOADING).count() == 0, "a widget was left at 'Loading widget…'"
     assert "Traceback" not in app.inner_text()
-    app.locator("td.tk-cell-bad").first.scroll_into_view_if_needed()
-    page.screenshot(path=str(rejected_shot))
-    app.locator(".tk-count").first.scroll_into_view_if_needed()
+
+
+def counts_shown(app: Locator) -> dict[str, int]:
+    """The summary's count boxes: {"total": 120, ...}."""
+    boxes = app.locator(".tk-count")
+    shown = {}
+    for i in range(boxes.count()):
+        number, name = boxes.nth(i).inner_text().split("\n", 1)
+        shown[name.strip()] = int(number.replace(",", ""))
+    return shown
+
+
+def shoot_whole(page: Page, element: Locator, path: Path) -> None:
+    """A screenshot of the whole element: the viewport is made tall enough for all of it to show.
+
+    Lab and Voilà scroll the page inside a container, so ``full_page=True`` captures only the
+    viewport, and an element screenshot is clipped by that container. A viewport taller than the
+    element (and what sits above it) lets the container show all of it; the check says if not.
+    """
+    size = page.viewport_size
+    assert size is not None
+    height, clipped = size["height"], {"cut": 0, "by": ""}
+    try:
+        for _ in range(3):  # grow by what is cut off until nothing is (layouts settle after a resize)
+            element.scroll_into_view_if_needed()
+            clipped = element.evaluate(_CLIPPED)
+            if not clipped["cut"] or height >= MAX_SHOT_HEIGHT:
+                break
+            height = min(MAX_SHOT_HEIGHT, height + int(clipped["cut"]) + 50)
+            page.set_viewport_size({"width": size["width"], "height": height})
+        element.screenshot(path=str(path), animations="disabled")
+    finally:
+        page.set_viewport_size(size)
+    assert not clipped["cut"], f"{path.name}: {clipped['cut']} px of the app are cut off by {clipped['by']}"
+
+
+# How much of the element does not show: points down its left edge, every 50 px, where the page shows
+# something else (or nothing, outside the window) instead; and what shows there, to say why.
+_CLIPPED = """element => {
+    const box = element.getBoundingClientRect(), step = 50;
+    let cut = 0, by = "";
+    for (let y = box.top + 2; y < box.bottom - 2; y += step) {
+        const hit = document.elementFromPoint(box.left + 4, y);
+        if (!hit || !element.contains(hit)) {
+            cut += step;
+            by = by || (hit ? hit.className || hit.tagName : "the edge of the window");
+        }
+    }
+    return {cut, by};
+}"""
 
 
 @contextmanager

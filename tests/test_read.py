@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
+import tomllib
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
 import xlsxwriter
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CUSTOMER_HEADERS, DATA, ODDFILES, ExcelError, customer
+from tests.conftest import CUSTOMER_HEADERS, DATA, ODDFILES, ExcelError, customer, write_workbook
+from toolkit import xlsx
 from toolkit.errors import SheetError, UnreadableFileError
-from toolkit.read import ROW, _reader_boundary, column_letter, read_grid, sheet_names
+from toolkit.match import map_sheet
+from toolkit.read import ROW, _duration_text, _reader_boundary, column_letter, open_sheet, read_grid, read_rows, sheet_names
+from toolkit.specs import parse_spec
+from toolkit.validate import validate
 
 Workbook = Callable[..., Path]
 VISIBILITIES = ODDFILES / "fastexcel__fixture-sheets-different-visibilities.xlsx"
@@ -76,11 +85,11 @@ def test_a_corpus_file_with_a_formula_error_reports_its_position() -> None:
 @pytest.mark.parametrize(
     ("name", "row", "durations"),
     [
-        ("fastexcel__dates.ods", (2, "2023-06-01", "2023-06-01T02:03:04+02:00", "PT01H02M03S", "2023-06-01T02:03:04"), {}),
-        ("python-calamine__base.ods", None, {"H": "PT10H10M10S", "I": "PT10H10M10.1S", "J": "PT255H10M10S"}),
+        ("fastexcel__dates.ods", (2, "2023-06-01", "2023-06-01T02:03:04+02:00", "1:02:03", "2023-06-01T02:03:04"), {}),
+        ("python-calamine__base.ods", None, {"H": "10:10:10", "I": "10:10:10.1", "J": "255:10:10"}),
     ],
 )
-def test_an_ods_duration_is_read_as_its_iso_text_not_as_an_error(
+def test_an_ods_duration_is_read_as_hours_minutes_seconds_not_as_an_error(
     name: str, row: tuple[object, ...] | None, durations: dict[str, str]
 ) -> None:
     grid = read_grid(ODDFILES / name)
@@ -92,7 +101,30 @@ def test_an_ods_duration_is_read_as_its_iso_text_not_as_an_error(
         assert grid.cells[letter].to_list()[-1] == text
 
 
+@pytest.mark.parametrize(
+    ("iso", "text"),
+    [("PT01H02M03S", "1:02:03"), ("P1DT2H", "26:00:00"), ("-PT30M", "-0:30:00"), ("PT0.25S", "0:00:00.25"), ("P1Y", "P1Y")],
+)
+def test_iso_durations_read_as_the_typed_read_shows_them(iso: str, text: str) -> None:
+    assert _duration_text(iso) == text
+
+
 # --- sheets -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["xls", "xlsb", "ods", "xlsx"])
+def test_every_format_reads_text_numbers_booleans_and_dates_as_the_same_text(suffix: str) -> None:
+    path = ODDFILES / f"python-calamine__base.{suffix}"
+    if not path.exists():
+        pytest.skip(f"corpus file {path} is not available (../shared/data/oddfiles)")
+
+    grid = read_grid(path)
+
+    assert (grid.sheet, grid.letters) == ("Sheet1", list("ABCDEFGHIJ"))
+    [values] = grid.cells.filter(pl.col(ROW) == 2).select("A", "B", "C", "D", "E").rows()
+    assert values == ("String", "1", "1.1", "true", "false")
+    # a date cell: xls, xlsb and xlsx hold a serial number (read as a midnight date-time), ods an ISO date
+    assert grid.cells.filter(pl.col(ROW) == 2)["F"].item() in {"2010-10-10 00:00:00", "2010-10-10"}
 
 
 def test_a_sheet_is_chosen_by_name_or_number(workbook: Workbook) -> None:
@@ -269,3 +301,201 @@ def test_toolkit_errors_pass_through_the_boundary_unchanged() -> None:
 def test_other_reader_errors_become_one_line(raised: BaseException, message: str) -> None:
     with pytest.raises(UnreadableFileError, match=rf"^odd\.xlsx: {message}"), _reader_boundary(Path("odd.xlsx")):
         raise raised
+
+
+# --- the typed read: open_sheet + read_rows ---------------------------------------------------
+
+
+def _rows(path: Path, header_row: int = 1, **options: object) -> pl.DataFrame:
+    return read_rows(open_sheet(path, **options), header_row=header_row).cells  # type: ignore[arg-type]
+
+
+def test_xlsx_heads_come_from_the_sheet_xml_and_other_formats_from_the_text_read(workbook: Workbook) -> None:
+    quick = open_sheet(workbook([["h"], [1]]))
+    slow = open_sheet(ODDFILES / "python-calamine__base.ods")
+
+    assert (quick.part, quick.whole) == ("xl/worksheets/sheet1.xml", False)
+    assert quick.head.cells.rows() == [(1, "h"), (2, "1")]
+    assert (slow.part, slow.whole) == (None, True)
+
+
+def test_a_column_of_one_kind_of_cell_keeps_its_type_and_exact_values(workbook: Workbook) -> None:
+    rows = [["n", "d", "b", "t"], [1 / 3, dt.date(2020, 1, 15), True, "x"], [2.0, dt.date(2020, 1, 16), False, "y"]]
+    cells = _rows(workbook(rows))
+
+    assert cells.schema == {ROW: pl.Int64, "A": pl.Float64, "B": pl.Datetime("ms"), "C": pl.Boolean, "D": pl.String}
+    assert cells.rows() == [
+        (2, 1 / 3, dt.datetime(2020, 1, 15), True, "x"),
+        (3, 2.0, dt.datetime(2020, 1, 16), False, "y"),
+    ]
+
+
+def test_the_text_read_rounds_what_the_typed_read_keeps(workbook: Workbook) -> None:
+    path = workbook([["n"], [3.14159265358979], [1 / 3]])
+
+    assert read_grid(path).cells["A"].to_list()[1:] == ["3.141592654", "0.333333333"]
+    assert _rows(path)["A"].to_list() == [3.14159265358979, 1 / 3]
+
+
+def test_a_column_mixing_kinds_is_text(workbook: Workbook) -> None:
+    cells = _rows(workbook([["m"], [12], ["twelve"], [dt.date(2020, 1, 15)]]))
+
+    assert cells.schema["A"] == pl.String
+    assert cells["A"].to_list() == ["12", "twelve", "2020-01-15 00:00:00"]
+
+
+def test_a_boolean_among_numbers_comes_back_as_its_text_not_as_one(workbook: Workbook) -> None:
+    # fastexcel's type guess would read TRUE as 1.0 in a column of numbers: the scan finds it.
+    cells = _rows(workbook([["amount"], [1.5], [True], [1 / 3], [False]]))
+
+    assert cells["A"].to_list() == ["1.5", "true", "0.3333333333333333", "false"]
+
+
+def test_error_cells_in_a_typed_column_come_back_as_their_text_and_are_listed(workbook: Workbook) -> None:
+    path = workbook([["n", "m"], [1.5, 2.5], [ExcelError("#DIV/0!"), 3.5], [4.25, ExcelError("#N/A")]])
+    grid = read_rows(open_sheet(path), header_row=1)
+
+    assert grid.cells.rows() == [(2, "1.5", "2.5"), (3, "#DIV/0!", "3.5"), (4, "4.25", "#N/A")]
+    assert sorted(grid.cell_errors.rows()) == [(3, "A", "#DIV/0!"), (4, "B", "#N/A")]
+
+
+def test_row_numbers_stay_the_excel_ones_for_a_table_away_from_a1_with_blank_rows(workbook: Workbook) -> None:
+    path = workbook([["a", "b"], [1, "x"], [None, None], [2, "y"]], first_cell=(3, 2))  # header on C4
+
+    cells = _rows(path, header_row=4)
+
+    assert cells.rows() == [(5, 1.0, "x"), (6, None, None), (7, 2.0, "y")]
+    assert list(cells.columns) == [ROW, "C", "D"]
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [ExcelError("#NAME?")],  # fastexcel's type guess raises on #NAME? cells
+)
+def test_cells_the_type_guess_cannot_take_fall_back_to_the_text_read(workbook: Workbook, cell: object) -> None:
+    grid = read_rows(open_sheet(workbook([["n"], [1.5], [cell]])), header_row=1)
+
+    assert grid.cells.rows() == [(2, "1.5"), (3, "#NAME?")]
+    assert grid.cell_errors.rows() == [(3, "A", "#NAME?")]
+
+
+def test_a_head_that_disagrees_with_fastexcel_falls_back_to_the_text_read(workbook: Workbook) -> None:
+    path = workbook([["n"], [1 / 3]])
+    sheet = open_sheet(path)
+    other_header = sheet.head.cells.with_columns(A=pl.lit("other"))
+    wrong = dataclasses.replace(sheet, head=dataclasses.replace(sheet.head, cells=other_header))
+
+    assert read_rows(wrong, header_row=1).cells.rows() == [(2, "0.333333333")]
+
+
+def test_a_scan_that_cannot_place_a_boolean_falls_back_to_the_text_read(
+    workbook: Workbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part: None)
+
+    assert _rows(workbook([["n"], [1 / 3]])).rows() == [(2, "0.333333333")]
+
+
+def _p(value: object) -> str:
+    return f"<text:p>{value}</text:p>"
+
+
+def _write_ods(path: Path, rows: list[list[object]]) -> Path:
+    """A minimal OpenDocument spreadsheet (xlsxwriter writes no .ods): floats, booleans, text."""
+
+    def cell(value: object) -> str:
+        if value is None:
+            return "<table:table-cell/>"
+        if isinstance(value, bool):
+            flag = "true" if value else "false"
+            return f'<table:table-cell office:value-type="boolean" office:boolean-value="{flag}">{_p(flag)}</table:table-cell>'
+        if isinstance(value, float):
+            return f'<table:table-cell office:value-type="float" office:value="{value!r}">{_p(value)}</table:table-cell>'
+        return f'<table:table-cell office:value-type="string">{_p(value)}</table:table-cell>'
+
+    body = "".join("<table:table-row>" + "".join(cell(v) for v in row) + "</table:table-row>" for row in rows)
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+        f'<office:body><office:spreadsheet><table:table table:name="Sheet1">{body}</table:table>'
+        "</office:spreadsheet></office:body></office:document-content>"
+    )
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+        'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+        '<manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>'
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", compress_type=zipfile.ZIP_STORED)
+        archive.writestr("META-INF/manifest.xml", manifest)
+        archive.writestr("content.xml", content)
+    return path
+
+
+def test_other_formats_are_typed_too_with_their_booleans_found_in_the_text_read(tmp_path: Path) -> None:
+    path = _write_ods(tmp_path / "book.ods", [["exact", "flagged"], [1 / 3, 1.5], [2.0, True], [None, 2.5]])
+    sheet = open_sheet(path)
+
+    cells = read_rows(sheet, header_row=1).cells
+
+    assert sheet.whole and sheet.part is None
+    assert read_grid(path).cells["A"].to_list()[1:] == ["0.333333333", "2", None]
+    assert cells.rows() == [(2, 1 / 3, "1.5"), (3, 2.0, "true"), (4, None, "2.5")]
+
+
+# A differential property: on sheets of every kind of cell, validation through the typed read
+# judges every row exactly as validation through the text read does (same accepted rows, same
+# failed checks). Numbers have at most 9 decimals, which the text read keeps exactly.
+_CELLS = st.one_of(
+    st.none(),
+    st.integers(min_value=-(10**9), max_value=10**9),
+    st.decimals(min_value=-(10**6), max_value=10**6, places=2, allow_nan=False).map(float),
+    st.sampled_from(["12", " 12 ", "abc", "", "  ", "2020-01-15", "12.5", "9876543210", "+91 98765 43210"]),
+    st.booleans(),
+    st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2030, 1, 1)),
+    st.just(dt.datetime(2020, 1, 15, 13, 30)),
+    st.sampled_from([ExcelError("#DIV/0!"), ExcelError("#N/A")]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(columns=st.lists(st.lists(_CELLS, min_size=6, max_size=6), min_size=4, max_size=4))
+def test_typed_and_text_reads_judge_every_row_alike(tmp_path_factory: pytest.TempPathFactory, columns: list[list[Any]]) -> None:
+    spec = parse_spec(
+        tomllib.loads(
+            """
+        table = "things"
+        key = []
+        [[columns]]
+        name = "whole"
+        header = "Whole"
+        type = "integer"
+        [[columns]]
+        name = "amount"
+        header = "Amount"
+        type = "number"
+        [[columns]]
+        name = "day"
+        header = "Day"
+        type = "date"
+        [[columns]]
+        name = "phone"
+        header = "Phone"
+        type = "text"
+        normalize = "phone_in"
+        """
+        )
+    )
+    rows = [["Whole", "Amount", "Day", "Phone"], *(list(row) for row in zip(*columns, strict=True))]
+    path = write_workbook(tmp_path_factory.mktemp("diff") / "sheet.xlsx", rows)
+
+    typed = validate(map_sheet(open_sheet(path), {"things": spec}))
+    text = validate(map_sheet(read_grid(path), {"things": spec}))
+
+    assert typed.accepted.sort(ROW).rows() == text.accepted.sort(ROW).rows()
+    assert typed.errors.select("row", "column", "rule").sort("row", "rule").rows() == text.errors.select(
+        "row", "column", "rule"
+    ).sort("row", "rule").rows()

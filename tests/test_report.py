@@ -182,7 +182,10 @@ def test_workbook_values_are_shown_as_text_never_as_markup(
         assert shown in text
 
 
-@given(st.text())
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@given(st.text() | st.lists(st.sampled_from(["a", "<", "\x01", *BIDI_CONTROLS])).map("".join))
 def test_escaped_text_is_well_formed_and_reads_back_as_itself(value: str) -> None:
     shown = text_of(ET.fromstring(f'<p title="{escape(value)}">{escape(value)}</p>'))
     visible = "".join(
@@ -192,10 +195,26 @@ def test_escaped_text_is_well_formed_and_reads_back_as_itself(value: str) -> Non
         if c == "\x7f"
         else "\ufffd"
         if c in "\ufffe\uffff"
+        else f"[U+{ord(c):04X}]"
+        if c in BIDI_CONTROLS
         else c
         for c in value
     )
     assert shown == visible.replace("\r\n", "\n").replace("\r", "\n")
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [
+        ("invoice\u202efdp.exe", "invoice[U+202E]fdp.exe"),  # right-to-left override: would read "invoiceexe.pdf"
+        ("\u202dabc\u202c", "[U+202D]abc[U+202C]"),
+        ("\u2066x\u2067y\u2068z\u2069", "[U+2066]x[U+2067]y[U+2068]z[U+2069]"),
+        ("a\u200eb\u200fc", "a[U+200E]b[U+200F]c"),
+        ("\u05e9\u05dc\u05d5\u05dd", "\u05e9\u05dc\u05d5\u05dd"),  # right-to-left text itself is kept as it is
+    ],
+)
+def test_bidirectional_controls_are_shown_not_applied(cell: str, shown: str) -> None:
+    assert escape(cell) == shown
 
 
 @given(st.dictionaries(st.text(min_size=1), st.integers(min_value=1, max_value=10**6), max_size=40))

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from toolkit.summary import CONTRACT_KEYS, IngestSummary
 
@@ -32,6 +34,7 @@ def make(**overrides: Any) -> IngestSummary:
         "sheet": "Sheet1",
         "table": "customers",
         "total": 10,
+        "success": 7,
         "inserted": 4,
         "skipped": 2,
         "duplicates": 1,
@@ -106,16 +109,45 @@ def test_each_error_has_the_documented_keys() -> None:
         assert list(error) == ["row", "column", "rule", "message", "value"]
 
 
-def test_success_is_inserted_plus_skipped_plus_duplicates() -> None:
+def test_success_is_a_field_of_its_own_that_must_match_inserted_skipped_duplicates_and_updated() -> None:
     summary = make()
     assert summary.success == summary.inserted + summary.skipped + summary.duplicates == 7
     assert summary.total == summary.success + summary.failed
+    assert make(success=8, inserted=4, skipped=2, duplicates=1, updated=1, total=11).success == 8
 
 
 @pytest.mark.parametrize(("total", "failed"), [(11, 3), (10, 4), (0, 0)])
 def test_counts_that_do_not_add_up_are_refused(total: int, failed: int) -> None:
-    with pytest.raises(AssertionError, match="row accounting broken"):
+    with pytest.raises(AssertionError, match=r"row accounting broken: total \d+ != success 7 \+ failed"):
         make(total=total, failed=failed)
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"inserted": 5},  # a row counted inserted that the rows do not account for
+        {"skipped": 1},
+        {"duplicates": 0},
+        {"updated": 1},
+        {"success": 6, "total": 9},  # the first invariant holds, the second does not
+    ],
+)
+def test_a_success_count_that_is_not_inserted_skipped_duplicates_and_updated_is_refused(counts: dict[str, int]) -> None:
+    with pytest.raises(AssertionError, match=r"row accounting broken: success \d+ != inserted \d+ \+ skipped"):
+        make(**counts)
+
+
+@given(st.integers(0, 5), st.integers(0, 5), st.integers(0, 5), st.integers(0, 5), st.integers(0, 5), st.integers(0, 5))
+def test_a_summary_is_built_exactly_when_both_invariants_hold(
+    success: int, failed: int, inserted: int, skipped: int, duplicates: int, updated: int
+) -> None:
+    counts = {"inserted": inserted, "skipped": skipped, "duplicates": duplicates, "updated": updated}
+    fields = {"total": success + failed, "success": success, "failed": failed, **counts}
+    if success == sum(counts.values()):
+        assert make(**fields).to_dict()["success"] == success
+    else:
+        with pytest.raises(AssertionError, match="row accounting broken"):
+            make(**fields)
 
 
 def test_failures_are_counted_by_rule_and_by_column_most_common_first() -> None:

@@ -143,6 +143,20 @@ def test_a_unique_column_clash_rejects_every_row_holding_the_value(workbook: Wor
     assert result.accepted[ROW].to_list() == [4]
 
 
+def test_a_row_failing_a_rule_does_not_make_a_valid_row_with_its_phone_number_a_conflict(workbook: Workbook) -> None:
+    phone = "9876543210"
+    rows = customers(
+        customer(1, Phone_Number=phone),
+        customer(2, Phone_Number="98765-43210", Age=12),  # the same number, once normalised
+        customer(3, Phone_Number=phone, Monthly_Salary=None),
+    )
+    result = judge(workbook(rows))
+
+    assert result.accepted.select(ROW, "phone_number").rows() == [(2, phone)]
+    assert reasons_by_row(result) == {3: ["Age: '12' is less than the minimum 18"], 4: ["Missing Monthly Salary"]}
+    assert "phone_number|unique" not in result.errors["rule"].to_list()
+
+
 def test_a_duplicate_of_a_row_rejected_for_a_unique_clash_is_rejected_too(workbook: Workbook) -> None:
     phone = "9876543210"
     rows = customers(customer(1, Phone_Number=phone), customer(2, Phone_Number=phone), customer(1, Phone_Number=phone))

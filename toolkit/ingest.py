@@ -16,8 +16,8 @@ from toolkit import __version__
 from toolkit.errors import SchemaChangeError, ToolkitError, WarehouseBusyError, WarehouseError
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse, classify
-from toolkit.match import MappedSheet, map_sheet
-from toolkit.read import Grid, read_grid
+from toolkit.match import HEADER_SEARCH_ROWS, MappedSheet, map_sheet
+from toolkit.read import Grid, open_sheet, text_frame
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
 from toolkit.validate import ERROR_SCHEMA, ROW, Validated, validate
@@ -70,11 +70,17 @@ def prepare(
     """
     path = Path(path)
     specs = specs if specs is not None else load_specs()
-    grid = read_grid(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
-    mapped = map_sheet(grid, specs, table=table, header_row=header_row)
+    opened = open_sheet(
+        path,
+        sheet=sheet,
+        head_rows=max(HEADER_SEARCH_ROWS, header_row or 0),
+        max_cells=max_cells,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
+    mapped = map_sheet(opened, specs, table=table, header_row=header_row)
     with path.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return Prepared(path, mapped, validate(mapped), digest, grid.sheet, _header_order(grid, mapped))
+    return Prepared(path, mapped, validate(mapped), digest, opened.name, _header_order(opened.head, mapped))
 
 
 def _header_order(grid: Grid, mapped: MappedSheet) -> tuple[str, ...]:
@@ -238,6 +244,7 @@ def load_prepared(
         sheet=prepared.sheet_name,
         table=spec.table,
         total=total,
+        success=_succeeded(validated, failed_rows | unprocessed),
         inserted=outcome.inserted,
         skipped=outcome.skipped,
         updated=outcome.updated,
@@ -313,6 +320,7 @@ def preview(
         sheet=prepared.sheet_name,
         table=validated.spec.table,
         total=validated.raw.height,
+        success=_succeeded(validated, failed_rows),
         inserted=loadable.height - same.len(),
         skipped=same.len(),
         duplicates=validated.duplicates.filter(~pl.col(ROW).is_in(list(failed_rows))).height,
@@ -332,6 +340,12 @@ def preview(
     )
 
 
+def _succeeded(validated: Validated, not_counted: set[int]) -> int:
+    """Distinct data rows outside ``not_counted``: counted from the rows themselves, never from
+    inserted + skipped + duplicates, so that the summary's second invariant checks the loader."""
+    return validated.raw.filter(~pl.col(ROW).is_in(list(not_counted)))[ROW].n_unique()
+
+
 def _unprocessed(validated: Validated, rows_done: int) -> set[int]:
     left = set(validated.accepted[ROW][rows_done:].to_list())
     repeats = validated.duplicates.filter(pl.col("__first_row").is_in(list(left)))[ROW].to_list()
@@ -340,7 +354,8 @@ def _unprocessed(validated: Validated, rows_done: int) -> set[int]:
 
 def _rejected_frame(validated: Validated, errors: pl.DataFrame) -> pl.DataFrame:
     reasons = errors.group_by("row", maintain_order=True).agg(reasons=pl.col("message"), rules=pl.col("rule"))
-    return validated.raw.join(reasons, left_on=ROW, right_on="row", how="inner").sort(ROW)
+    cells = [c for c in validated.raw.columns if c != ROW]
+    return text_frame(validated.raw.join(reasons, left_on=ROW, right_on="row", how="inner").sort(ROW), cells)
 
 
 def _run_record(prepared: Prepared, run_id: str, started: datetime, batch_size: int) -> dict[str, object]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from toolkit.errors import HeaderError, SheetError
-from toolkit.read import ROW, Grid
+from toolkit.read import ROW, Grid, Sheet, read_rows
 from toolkit.specs import TableSpec
 
 #: How many rows from the top of the sheet are searched for the header row.
@@ -70,7 +70,7 @@ def _missing_required(found: Mapping[str, list[str]], spec: TableSpec) -> list[s
 
 
 def map_sheet(
-    grid: Grid,
+    source: Grid | Sheet,
     specs: Mapping[str, TableSpec],
     *,
     table: str | None = None,
@@ -78,10 +78,14 @@ def map_sheet(
 ) -> MappedSheet:
     """Choose the header row and spec, and return the data rows under spec column names.
 
+    ``source`` is a sheet read as text (``read_grid``) or a sheet opened for the typed read
+    (``open_sheet``): the header row is found in its first rows, then the rows below it are read.
+
     Raises:
         SheetError: the sheet holds no cells at all.
         HeaderError: no row holds a spec's required headers, or two headers name one column.
     """
+    grid = source.head if isinstance(source, Sheet) else source
     where = f"{grid.path.name}, sheet {grid.sheet!r}"
     letters = grid.letters
     if not letters:  # checked first: polars cannot fold any_horizontal over no columns
@@ -121,18 +125,23 @@ def map_sheet(
 
     letter_of = {name: ls[0] for name, ls in found.items()}
     name_of = {letter: name for name, letter in letter_of.items()}
-    data = grid.cells.filter(pl.col(ROW) > row_number)
+    if isinstance(source, Sheet):
+        body = read_rows(source, header_row=row_number)
+    else:
+        body = Grid(grid.path, grid.sheet, grid.cells.filter(pl.col(ROW) > row_number), grid.cell_errors)
+    data = body.cells
     # Excel error cells in columns the spec does not map are ignored: they count as empty.
-    ignored = grid.cell_errors.filter(~pl.col("letter").is_in(list(name_of)))
+    ignored = body.cell_errors.filter(~pl.col("letter").is_in(list(name_of)))
     ignored_rows = {str(k[0]): g[ROW].to_list() for k, g in ignored.group_by("letter")}
-    is_blank = pl.all_horizontal(
-        (pl.col(c).str.strip_chars().fill_null("") == "") | pl.col(ROW).is_in(ignored_rows.get(c, [])) for c in letters
-    )
-    blank_rows = data.select(is_blank.sum()).item()
-    data = data.filter(~is_blank)
+    is_blank = pl.all_horizontal(_blank(c, data.schema[c]) | pl.col(ROW).is_in(ignored_rows.get(c, [])) for c in body.letters)
+    blank_rows = data.select(is_blank.sum()).item() if body.letters else 0
+    data = data.filter(~is_blank) if body.letters else data
     ordered = [name for name in spec.names if name in letter_of]
+    missing_letters = [letter_of[name] for name in ordered if letter_of[name] not in data.columns]
+    if missing_letters:  # a header with no cell under it in the whole sheet
+        data = data.with_columns(pl.lit(None, dtype=pl.String).alias(letter) for letter in missing_letters)
     raw = data.select(ROW, *(pl.col(letter_of[name]).alias(name) for name in ordered))
-    errors = grid.cell_errors.filter(pl.col("letter").is_in(list(name_of)) & (pl.col(ROW) > row_number))
+    errors = body.cell_errors.filter(pl.col("letter").is_in(list(name_of)) & (pl.col(ROW) > row_number))
     errors = errors.select(ROW, pl.col("letter").replace_strict(name_of).alias("column"), "error")
     unmapped = _unmapped(grid, row, data, set(name_of))
     return MappedSheet(
@@ -152,14 +161,21 @@ def _spec(specs: Mapping[str, TableSpec], table: str, where: str) -> TableSpec:
     return specs[table]
 
 
+def _blank(column: str, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.String:
+        return pl.col(column).str.strip_chars().fill_null("") == ""
+    return pl.col(column).is_null()
+
+
 def _unmapped(grid: Grid, header: Mapping[str, str], data: pl.DataFrame, mapped: set[str]) -> list[str]:
     unmapped = []
-    for letter in grid.letters:
+    letters = sorted({*grid.letters, *(c for c in data.columns if c != ROW)}, key=lambda c: (len(c), c))
+    for letter in letters:
         if letter in mapped:
             continue
         if header.get(letter):
             unmapped.append(header[letter])
-        elif data[letter].drop_nulls().len():
+        elif letter in data.columns and data[letter].drop_nulls().len():
             unmapped.append(f"(no header, column {letter})")
     return unmapped
 

@@ -7,6 +7,17 @@ cell exactly as the workbook holds it, so no cell silently becomes null on a fai
 validation converts it and quotes it when it cannot. Excel error cells (``#DIV/0!``...) come back
 as null plus an entry in fastexcel's cell-error list; they are put back as their error text and
 listed in :attr:`Grid.cell_errors` so a rule can reject the row and name the error.
+
+That text read is what ``read_grid`` does, and it has two costs: turning every number into text
+takes as long again as parsing the sheet, and fastexcel writes numbers as Excel displays them,
+with at most nine decimals (1/3 becomes ``0.333333333``). So ingestion reads in two steps instead
+(``open_sheet`` then ``read_rows``): the first rows as text, to find the header row (for .xlsx and
+.xlsm straight from the sheet's XML, see ``toolkit.xlsx``; for other formats with the text read),
+then the rows below it with the column types fastexcel finds over *every* row. A column of one
+kind of cell (numbers, dates, booleans) keeps its exact values; a column mixing kinds comes back
+as fastexcel's text, as before. What the type guess would hide is put back as text, so validation
+still sees every cell as found: error cells, text cells, and boolean cells in a column of numbers
+(fastexcel reads those as 1 and 0; they are found by scanning the sheet's XML, or in the text read).
 """
 
 from __future__ import annotations
@@ -14,7 +25,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import tempfile
+import threading
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +36,7 @@ from pathlib import Path
 import fastexcel
 import polars as pl
 
+from toolkit import xlsx
 from toolkit.errors import SheetError, UnreadableFileError
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES, refuse_oversized
 
@@ -37,8 +52,9 @@ EXCEL_ERRORS = {
     "GettingData": "#GETTING_DATA",
 }
 _ERROR_DETAIL = re.compile(r"Error\((\w+)\)")
-# Cells fastexcel cannot give as text although they hold text: an ODS duration (PT01H02M03S).
-_TEXT_DETAIL = re.compile(r"""got '(?:DurationIso|DateTimeIso)\("([^"]*)"\)'""")
+# Cells the text read cannot give as text although they hold a value: an ODS duration (PT01H02M03S).
+_TEXT_DETAIL = re.compile(r"""got '(DurationIso|DateTimeIso)\("([^"]*)"\)'""")
+_ISO_DURATION = re.compile(r"^(-?)P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)(\.\d+)?S)?)?$")
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,263 @@ def read_grid(
     return Grid(path=path, sheet=name, cells=frame, cell_errors=cell_errors)
 
 
+@dataclass(frozen=True)
+class Sheet:
+    """A chosen sheet: its first rows as text (``head``), the rest read on demand (``read_rows``).
+
+    ``head`` holds at least the first ``head_rows`` rows (and up to the first row with a value);
+    when it came from the text read it holds the whole sheet (``whole``). ``part`` is the sheet's
+    XML part in an .xlsx/.xlsm archive, for the boolean-cell scan.
+    """
+
+    path: Path
+    name: str
+    head: Grid
+    part: str | None = None
+    whole: bool = False
+
+
+def open_sheet(
+    path: str | Path,
+    *,
+    sheet: str | int | None = None,
+    head_rows: int = 20,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+) -> Sheet:
+    """Choose a sheet (default: the first visible one) and read its first rows as text.
+
+    Raises the same errors as :func:`read_grid`, the caps included.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableFileError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise UnreadableFileError(f"{path.name}: the file is empty (0 bytes); it is not a workbook")
+    refuse_oversized(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
+    quick = _quick_head(path, sheet, head_rows)
+    if quick is not None:
+        return quick
+    grid = read_grid(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
+    return Sheet(path, grid.sheet, grid, whole=True)
+
+
+def _quick_head(path: Path, sheet: str | int | None, head_rows: int) -> Sheet | None:
+    if path.suffix.lower() not in (".xlsx", ".xlsm") or not zipfile.is_zipfile(path):
+        return None
+    parts = xlsx.sheets(str(path))
+    if parts is None:
+        return None
+    names = [p.name for p in parts]
+    if sheet is None:
+        chosen = next((p for p in parts if p.state == "visible"), None)
+        if chosen is None:
+            raise SheetError(f"{path.name}: every sheet is hidden; name one with --sheet (sheets: {_quoted(names)})")
+    elif isinstance(sheet, int):
+        if not 0 <= sheet < len(parts):
+            raise SheetError(f"{path.name}: no sheet number {sheet} (sheets: {_quoted(names)})")
+        chosen = parts[sheet]
+    elif sheet not in names:
+        raise SheetError(f"{path.name}: no sheet named {sheet!r} (sheets: {_quoted(names)})")
+    else:
+        chosen = parts[names.index(sheet)]
+    head = xlsx.head(str(path), chosen.part, rows=head_rows)
+    if head is None or not head.rows:
+        return None  # an empty sheet or an unusual file: the text read says what it is
+    return Sheet(path, chosen.name, _head_grid(path, chosen.name, head), part=chosen.part)
+
+
+def _head_grid(path: Path, name: str, head: xlsx.Head) -> Grid:
+    letters = sorted({letter for row in head.rows for letter in row}, key=lambda c: (len(c), c))
+    columns = {letter: [row.get(letter) for row in head.rows] for letter in letters}
+    schema = {ROW: pl.Int64, **dict.fromkeys(letters, pl.String)}
+    cells = pl.DataFrame({ROW: list(range(1, len(head.rows) + 1)), **columns}, schema=schema)
+    errors = pl.DataFrame(
+        [{ROW: row, "letter": letter, "error": text} for (row, letter), text in sorted(head.errors.items())],
+        schema={ROW: pl.Int64, "letter": pl.String, "error": pl.String},
+    )
+    return Grid(path=path, sheet=name, cells=cells, cell_errors=errors)
+
+
+def read_rows(sheet: Sheet, *, header_row: int) -> Grid:
+    """The rows below ``header_row`` (an Excel row number), typed where a column holds one kind of
+    cell, as text where it mixes kinds; cells the typing would hide come back as their text."""
+    scan = _BooleanScan(sheet.path, sheet.part) if sheet.part else None
+    with _reader_boundary(sheet.path):
+        reader = _open(sheet.path)
+        try:
+            loaded = reader.load_sheet(sheet.name, header_row=header_row - 1, schema_sample_rows=None)
+        except (fastexcel.UnsupportedColumnTypeCombinationError, fastexcel.CalamineCellError):
+            # Cells fastexcel's type guess cannot take (a duration among other cells, a #NAME?
+            # error): the text read takes every cell.
+            loaded = None
+        if loaded is not None:
+            batch, errors = loaded.to_arrow_with_errors()
+            columns = [(info.absolute_index, info.name) for info in loaded.selected_columns]
+    booleans = scan.result() if scan else _text_booleans(sheet)
+    if loaded is None or booleans is None:
+        return _text_rows(sheet, header_row)
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    letters = [column_letter(index) for index, _ in columns]
+    if not _same_headers(sheet.head, header_row, letters, [name for _, name in columns]):
+        return _text_rows(sheet, header_row)
+    frame = frame.rename(dict(zip(frame.columns, letters, strict=True)))
+    frame = frame.with_row_index(ROW, offset=header_row + 1).with_columns(pl.col(ROW).cast(pl.Int64))
+    found = _typed_cell_errors(errors, letters, header_row)
+    if found is None:
+        return _text_rows(sheet, header_row)
+    cell_errors, texts = found
+    for letter, rows in booleans.items():
+        if letter in frame.columns and frame.schema[letter] not in (pl.String, pl.Boolean):
+            hidden = frame.filter(pl.col(ROW).is_in(rows) & pl.col(letter).is_not_null()).select(ROW, letter).rows()
+            texts.setdefault(letter, {}).update({row: "true" if value else "false" for row, value in hidden})
+    for row, letter, error in cell_errors.rows():
+        texts.setdefault(letter, {})[row] = error
+    for letter, by_row in texts.items():
+        # What the typed column cannot hold is put back as text: the column becomes text, every
+        # other cell written exactly (not as fastexcel's text read would round it).
+        exact = as_text(pl.col(letter), frame.schema[letter])
+        frame = frame.with_columns(
+            pl.col(ROW).replace_strict(by_row, default=None, return_dtype=pl.String).fill_null(exact).alias(letter)
+        )
+    return Grid(path=sheet.path, sheet=sheet.name, cells=frame, cell_errors=cell_errors)
+
+
+class _BooleanScan:
+    """Scans an .xlsx sheet's XML for boolean cells on a thread, while fastexcel parses it."""
+
+    def __init__(self, path: Path, part: str) -> None:
+        self._found: dict[str, list[int]] | None = None
+        self._thread = threading.Thread(target=self._run, args=(str(path), part), name="toolkit-boolean-scan", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: str, part: str) -> None:
+        self._found = xlsx.boolean_cells(path, part)
+
+    def result(self) -> dict[str, list[int]] | None:
+        self._thread.join()
+        return self._found
+
+
+def _text_booleans(sheet: Sheet) -> dict[str, list[int]] | None:
+    """Boolean cells as the text read shows them (``true``/``false``), for formats without a scan."""
+    if not sheet.whole:
+        return None
+    cells = sheet.head.cells
+    found = {}
+    for letter in sheet.head.letters:
+        rows = cells.filter(pl.col(letter).is_in(["true", "false"]))[ROW].to_list()
+        if rows:
+            found[letter] = rows
+    return found
+
+
+def _text_rows(sheet: Sheet, header_row: int) -> Grid:
+    """The rows below the header from the text read: the fallback when the typed read cannot be trusted."""
+    # open_sheet has checked the size caps (with the caller's values): not again with the defaults.
+    grid = (
+        sheet.head
+        if sheet.whole
+        else read_grid(sheet.path, sheet=sheet.name, max_cells=sys.maxsize, max_uncompressed_bytes=sys.maxsize)
+    )
+    return Grid(
+        path=grid.path,
+        sheet=grid.sheet,
+        cells=grid.cells.filter(pl.col(ROW) > header_row),
+        cell_errors=grid.cell_errors.filter(pl.col(ROW) > header_row),
+    )
+
+
+def _same_headers(head: Grid, header_row: int, letters: list[str], names: list[str]) -> bool:
+    """Whether fastexcel saw the header row the head shows: same columns, same header text."""
+    found = head.cells.filter(pl.col(ROW) == header_row)
+    if found.is_empty():
+        return False
+    row = found.row(0, named=True)
+    expected = {letter: (text or "").strip() for letter, text in row.items() if letter != ROW and (text or "").strip()}
+    seen = dict(zip(letters, names, strict=True))
+    return all(seen.get(letter, "").strip() == text for letter, text in expected.items())
+
+
+_GOT = re.compile(r"^Expected \w+ but got '(.*)'$", re.DOTALL)
+_WRAPPED_TEXT = re.compile(r'^(?:String|DateTimeIso|DurationIso)\("(.*)"\)$', re.DOTALL)
+_RUST_ESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]+\}|.)", re.DOTALL)
+_RUST_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
+
+
+def _typed_cell_errors(
+    errors: fastexcel.CellErrors | None, letters: list[str], header_row: int
+) -> tuple[pl.DataFrame, dict[str, dict[int, str]]] | None:
+    """(Excel error cells, texts of the cells a typed column could not hold), or None when a
+    cell error is of a kind not understood here (the caller then reads the sheet as text)."""
+    found: list[dict[str, object]] = []
+    texts: dict[str, dict[int, str]] = {}
+    for error in errors.errors if errors else []:
+        offset_row, offset_column = error.offset_position
+        row, letter = header_row + 1 + offset_row, letters[offset_column]
+        got = _GOT.match(error.detail)
+        if got is None:
+            return None
+        detail = got[1]
+        if _ERROR_DETAIL.fullmatch(detail):
+            found.append({ROW: row, "letter": letter, "error": _error_text(detail)})
+        elif detail == "Empty":
+            continue
+        elif wrapped := _WRAPPED_TEXT.match(detail):
+            text = _unescape_rust(wrapped[1])
+            if text.strip():
+                texts.setdefault(letter, {})[row] = text
+        else:
+            return None
+    cell_errors = pl.DataFrame(found, schema={ROW: pl.Int64, "letter": pl.String, "error": pl.String})
+    return cell_errors, texts
+
+
+def _unescape_rust(text: str) -> str:
+    """Undo Rust's Debug escaping of a string (fastexcel quotes the cell that way)."""
+
+    def one(match: re.Match[str]) -> str:
+        code = match[1]
+        if code.startswith("u{"):
+            return chr(int(code[2:-1], 16))
+        return _RUST_ESCAPES.get(code, code)
+
+    return _RUST_ESCAPE.sub(one, text)
+
+
+def as_text(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A typed cell as text, the way it reads in the sheet: whole numbers without ``.0``, other
+    numbers in full (shortest exact form), date-times as ``YYYY-MM-DD HH:MM:SS[.fff]``."""
+    if dtype == pl.String:
+        return value
+    if dtype == pl.Float64 or dtype == pl.Float32:
+        whole = value.is_finite() & (value == value.floor()) & (value.abs() < 2.0**63)
+        return pl.when(whole).then(value.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(value.cast(pl.String))
+    if isinstance(dtype, pl.Datetime):
+        plain = value.dt.to_string("%Y-%m-%d %H:%M:%S")
+        return pl.when(value.dt.millisecond() == 0).then(plain).otherwise(value.dt.to_string("%Y-%m-%d %H:%M:%S%.3f"))
+    if dtype == pl.Date:
+        return value.dt.to_string("%Y-%m-%d")
+    if isinstance(dtype, pl.Duration):
+        seconds = value.dt.total_seconds()
+        return pl.format(
+            "{}:{}:{}",
+            seconds // 3600,
+            (seconds % 3600 // 60).cast(pl.String).str.zfill(2),
+            (seconds % 60).cast(pl.String).str.zfill(2),
+        )
+    if dtype == pl.Null:
+        return value.cast(pl.String)
+    return value.cast(pl.String)
+
+
+def text_frame(frame: pl.DataFrame, columns: list[str] | None = None) -> pl.DataFrame:
+    """The cell columns (default: every column but ``__row``) as text (see :func:`as_text`)."""
+    names = [c for c in frame.columns if c != ROW] if columns is None else columns
+    return frame.with_columns(as_text(pl.col(c), frame.schema[c]).alias(c) for c in names)
+
+
 def _load(reader: fastexcel.ExcelReader, path: Path, names: list[str], sheet: str | int | None) -> fastexcel.ExcelSheet:
     def load(which: str | int) -> fastexcel.ExcelSheet:
         return reader.load_sheet(which, header_row=None, skip_rows=0, dtypes="string")
@@ -147,11 +420,22 @@ def _quoted(names: list[str]) -> str:
 def _error_text(detail: str) -> str:
     text = _TEXT_DETAIL.search(detail)
     if text:
-        return text[1]
+        return _duration_text(text[2]) if text[1] == "DurationIso" else text[2]
     match = _ERROR_DETAIL.search(detail)
     if match:
         return EXCEL_ERRORS.get(match[1], f"#{match[1].upper()}")
     return f"unreadable cell ({detail})"
+
+
+def _duration_text(iso: str) -> str:
+    """``PT1H2M3S`` -> ``1:02:03``, as the typed read shows a duration (``as_text``); fractions of a
+    second are kept as written. Other forms stay as the file has them."""
+    found = _ISO_DURATION.match(iso)
+    if found is None:
+        return iso
+    sign, days, hours, minutes, seconds, fraction = found.groups()
+    total_hours = int(days or 0) * 24 + int(hours or 0)
+    return f"{sign}{total_hours}:{int(minutes or 0):02d}:{int(seconds or 0):02d}{fraction or ''}"
 
 
 def _put_back_error_text(frame: pl.DataFrame, cell_errors: pl.DataFrame) -> pl.DataFrame:

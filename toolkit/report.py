@@ -18,8 +18,10 @@ from toolkit.summary import IngestSummary
 
 #: Bars drawn per chart; the table beside it lists every entry.
 MAX_BARS = 20
-# Characters XML forbids (and HTML calls parse errors); a cell can still hold them.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+# Characters XML forbids (and HTML calls parse errors); a cell can still hold them. Then the
+# invisible bidirectional controls: a right-to-left override in a cell (``invoice\u202efdp.exe``)
+# reorders the text around it, so what the page shows is not what the cell holds.
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 # Scoped to .tk-report so the same rules can sit inside a notebook without touching its styles.
 _STYLE = """
@@ -52,13 +54,20 @@ _STYLE = """
 
 def escape(value: object) -> str:
     """Text safe in HTML content and attributes: ``&``, ``<``, ``>`` and quotes escaped; control
-    characters shown as their visible symbols (U+0001 as ␁) so a stray one is seen, not lost."""
-    return _FORBIDDEN.sub(_visible, html.escape("" if value is None else str(value), quote=True))
+    characters shown as their visible symbols (U+0001 as ␁) so a stray one is seen, not lost; and
+    bidirectional controls (U+202E...) shown as their code point (``[U+202E]``) instead of applied."""
+    return _INVISIBLE.sub(_visible, html.escape("" if value is None else str(value), quote=True))
 
 
 def _visible(match: re.Match[str]) -> str:
     char = match[0]
-    return chr(0x2400 + ord(char)) if char < "\x20" else "\u2421" if char == "\x7f" else "\ufffd"
+    if char < "\x20":
+        return chr(0x2400 + ord(char))
+    if char == "\x7f":
+        return "\u2421"
+    if char in "\ufffe\uffff":
+        return "\ufffd"
+    return f"[U+{ord(char):04X}]"  # Unicode has no visible symbol for the bidi controls
 
 
 def summary_fragment(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN) -> str:

@@ -3,6 +3,11 @@
 Null policy, written once: a missing cell (empty or whitespace only) fails only the
 ``required`` check; every other check passes on a missing or unconvertible value, so each
 problem is reported once, by the check that owns it. Check names read ``column|check``.
+
+A raw column is text (the cell as found) or, where the sheet's column holds one kind of cell,
+typed (numbers, dates, booleans: see ``toolkit.read``). Typed cells convert directly; any pair of
+spec type and cell type without a direct conversion goes through the cell's text, so both reads
+judge a cell the same way, and messages always quote the cell's text.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from toolkit.read import as_text
 from toolkit.specs import Column, TableSpec
 
 _TIME_PART = r"^([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
 _MIDNIGHT = r"^([ T]0{1,2}:00(:00(\.0+)?)?)?$"
+TEXT = pl.String()  # the type of a raw column read as text
 _TRUE = ["true", "yes", "y", "1"]
 _FALSE = ["false", "no", "n", "0"]
 
@@ -34,15 +41,58 @@ def raw_name(column: str) -> str:
     return f"{column}__raw"
 
 
-def text(column: str) -> pl.Expr:
+def text(column: str, dtype: pl.DataType = TEXT) -> pl.Expr:
     """The cell text with surrounding whitespace stripped; empty text is null (missing)."""
+    if dtype != pl.String:
+        return as_text(pl.col(raw_name(column)), dtype)
     stripped = pl.col(raw_name(column)).str.strip_chars()
     return pl.when(stripped != "").then(stripped)
 
 
-def convert(column: Column) -> pl.Expr:
-    """Cell text -> the column's type; null where missing or not convertible."""
-    s = text(column.name)
+def present(column: str, dtype: pl.DataType = TEXT) -> pl.Expr:
+    """Whether the cell holds a value (not empty, not only whitespace)."""
+    return text(column, dtype).is_not_null() if dtype == pl.String else pl.col(raw_name(column)).is_not_null()
+
+
+def convert(column: Column, dtype: pl.DataType = TEXT) -> pl.Expr:
+    """Raw cell -> the column's type; null where missing or not convertible."""
+    typed = _convert_typed(column, dtype)
+    if typed is not None:
+        return typed.cast(column.polars_type).alias(column.name)
+    return _convert_text(column, text(column.name, dtype))
+
+
+def _convert_typed(column: Column, dtype: pl.DataType) -> pl.Expr | None:
+    """The direct conversion of a typed cell, or None to go through its text."""
+    if dtype == pl.String:
+        return None
+    raw = pl.col(raw_name(column.name))
+    kind = column.type
+    if dtype == pl.Null:
+        return pl.lit(None, dtype=column.polars_type)
+    numeric = dtype in (pl.Float64, pl.Float32, pl.Int64, pl.Int32)
+    if kind == "integer" and numeric:
+        if dtype in (pl.Int64, pl.Int32):
+            return raw
+        # An Excel number is a double: a whole one converts exactly; a fraction is not a whole number.
+        return pl.when(raw.is_finite() & (raw == raw.floor()) & (raw.abs() < 2.0**63)).then(raw.cast(pl.Int64, strict=False))
+    if kind == "number" and numeric:
+        return pl.when(raw.cast(pl.Float64).is_finite()).then(raw.cast(pl.Float64))
+    if kind == "date" and isinstance(dtype, pl.Datetime):
+        return pl.when(raw.dt.time() == pl.time(0)).then(raw.dt.date())
+    if kind == "date" and dtype == pl.Date:
+        return raw
+    if kind == "datetime" and isinstance(dtype, (pl.Datetime, pl.Date)):
+        return raw.cast(pl.Datetime("us"))
+    if kind == "boolean" and dtype == pl.Boolean:
+        return raw
+    if kind in ("integer", "number", "date", "datetime") and dtype in (pl.Boolean, pl.Datetime, pl.Date, pl.Duration):
+        return pl.lit(None, dtype=column.polars_type)  # a boolean, date or duration cell is not a number; a non-date not a date
+    return None
+
+
+def _convert_text(column: Column, s: pl.Expr) -> pl.Expr:
+    """Stripped cell text -> the column's type; null where missing or not convertible."""
     kind = column.type
     if kind == "integer":
         # "12.0" becomes "12" as text, so no digit is lost past 2**53; the float path is only for
@@ -95,9 +145,9 @@ def _indian_phone(s: pl.Expr) -> pl.Expr:
     return pl.when(national.str.contains(r"^\d{10}$")).then(national)
 
 
-def _quoted(header: str, template: str, column: str) -> pl.Expr:
+def _quoted(header: str, template: str, s: pl.Expr) -> pl.Expr:
     """``Header: 'value' <template>`` with the cell text quoted as found."""
-    return pl.format(f"{header}: '{{}}' {template}", text(column).fill_null(""))
+    return pl.format(f"{header}: '{{}}' {template}", s.fill_null(""))
 
 
 _TYPE_MESSAGES = {
@@ -109,34 +159,44 @@ _TYPE_MESSAGES = {
 }
 
 
-def column_checks(column: Column, header: str, *, error_rows: list[int] | None = None) -> list[Check]:
-    """Checks for one column present in the file; ``header`` is the header as found."""
+def column_checks(
+    column: Column, header: str, *, error_rows: list[int] | None = None, dtype: pl.DataType = TEXT
+) -> list[Check]:
+    """Checks for one column present in the file; ``header`` is the header as found and ``dtype``
+    the raw column's type (text, or the one kind of cell the sheet's column holds)."""
     name = column.name
-    s = text(name)
+    s = text(name, dtype)
     value = pl.col(name)
-    present = s.is_not_null()
+    filled = present(name, dtype)
     checks: list[Check] = []
     is_error = pl.col("__row").is_in(error_rows) if error_rows else pl.lit(False)
     if error_rows:
         checks.append(Check(f"{name}|excel_error", name, ~is_error, pl.format(f"{header}: Excel error {{}}", s)))
     if column.required:
-        checks.append(Check(f"{name}|required", name, present, pl.lit(f"Missing {header}")))
-    convertible = ~present | is_error | value.is_not_null()
+        checks.append(Check(f"{name}|required", name, filled, pl.lit(f"Missing {header}")))
+    convertible = ~filled | is_error | value.is_not_null()
     if column.type == "date":
-        day_part = s.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-        has_time = day_part.is_not_null() & s.str.slice(10).str.contains(_TIME_PART) & ~s.str.slice(10).str.contains(_MIDNIGHT)
-        checks.append(Check(f"{name}|date", name, convertible | has_time, _quoted(header, _TYPE_MESSAGES["date"], name)))
+        if dtype == pl.String:
+            day_part = s.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+            after = s.str.slice(10)
+            has_time = day_part.is_not_null() & after.str.contains(_TIME_PART) & ~after.str.contains(_MIDNIGHT)
+        elif isinstance(dtype, pl.Datetime):
+            raw = pl.col(raw_name(name))
+            has_time = raw.is_not_null() & (raw.dt.time() != pl.time(0))
+        else:
+            has_time = pl.lit(False)
+        checks.append(Check(f"{name}|date", name, convertible | has_time, _quoted(header, _TYPE_MESSAGES["date"], s)))
         checks.append(
-            Check(f"{name}|time_of_day", name, ~has_time, _quoted(header, "has a time of day; the column holds dates only", name))
+            Check(f"{name}|time_of_day", name, ~has_time, _quoted(header, "has a time of day; the column holds dates only", s))
         )
     elif column.type.startswith("decimal"):
         scale = column.type.split(",")[1].rstrip(") ")
         message = f"is not a number with at most {scale} decimal places"
-        checks.append(Check(f"{name}|decimal", name, convertible, _quoted(header, message, name)))
+        checks.append(Check(f"{name}|decimal", name, convertible, _quoted(header, message, s)))
     elif column.normalize == "phone_in":
-        checks.append(Check(f"{name}|phone", name, convertible, _quoted(header, "is not a 10-digit phone number", name)))
+        checks.append(Check(f"{name}|phone", name, convertible, _quoted(header, "is not a 10-digit phone number", s)))
     elif column.type in _TYPE_MESSAGES:
-        checks.append(Check(f"{name}|{column.type}", name, convertible, _quoted(header, _TYPE_MESSAGES[column.type], name)))
+        checks.append(Check(f"{name}|{column.type}", name, convertible, _quoted(header, _TYPE_MESSAGES[column.type], s)))
     bounds = (
         ("min", column.min, pl.Expr.__ge__, "is less than the minimum {}"),
         ("max", column.max, pl.Expr.__le__, "is more than the maximum {}"),
@@ -147,17 +207,22 @@ def column_checks(column: Column, header: str, *, error_rows: list[int] | None =
         if bound is not None:
             ok = compare(value, bound).fill_null(True)
             shown = int(bound) if float(bound).is_integer() else bound
-            checks.append(Check(f"{name}|{rule}", name, ok, _quoted(header, template.format(shown), name)))
+            checks.append(Check(f"{name}|{rule}", name, ok, _quoted(header, template.format(shown), s)))
     return checks
 
 
-def table_checks(spec: TableSpec, headers: dict[str, str], cell_errors: pl.DataFrame) -> list[Check]:
-    """Every check for the columns the file provides, then the spec's cross-column rules."""
+def table_checks(
+    spec: TableSpec, headers: dict[str, str], cell_errors: pl.DataFrame, dtypes: dict[str, pl.DataType] | None = None
+) -> list[Check]:
+    """Every check for the columns the file provides, then the spec's cross-column rules.
+
+    ``dtypes``: spec column name -> type of its raw column (text when not given)."""
     checks: list[Check] = []
     for column in spec.columns:
         if column.name in headers:
             rows = cell_errors.filter(pl.col("column") == column.name)["__row"].to_list()
-            checks.extend(column_checks(column, headers[column.name], error_rows=rows))
+            dtype = (dtypes or {}).get(column.name, TEXT)
+            checks.extend(column_checks(column, headers[column.name], error_rows=rows, dtype=dtype))
     for rule in spec.rules:
         # A rule over a column the file lacks cannot be judged: the column is null, so it passes.
         checks.append(Check(rule.name, None, rule.expr.fill_null(True), pl.lit(rule.message)))

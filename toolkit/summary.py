@@ -32,7 +32,10 @@ class IngestSummary:
     """Counts, failures and lineage of one sheet's ingestion.
 
     Invariants: ``total == success + failed`` and
-    ``success == inserted + skipped + duplicates + updated``.
+    ``success == inserted + skipped + duplicates + updated``. ``success`` is counted from the
+    rows (those not rejected), not from the other counts, which come from the warehouse
+    (``inserted``, ``skipped``, ``updated``) and from validation (``duplicates``): so the second
+    invariant is a real check, and a summary that breaks either is refused when built.
     ``accepted`` and ``rejected`` are the rows themselves, as polars frames.
     """
 
@@ -41,6 +44,8 @@ class IngestSummary:
     sheet: str
     table: str
     total: int
+    #: data rows not rejected (and, when cancelled, processed): counted, not derived
+    success: int
     inserted: int
     skipped: int
     duplicates: int
@@ -64,10 +69,11 @@ class IngestSummary:
     def __post_init__(self) -> None:
         if self.total != self.success + self.failed:
             raise AssertionError(f"row accounting broken: total {self.total} != success {self.success} + failed {self.failed}")
-
-    @property
-    def success(self) -> int:
-        return self.inserted + self.skipped + self.duplicates + self.updated
+        if self.success != self.inserted + self.skipped + self.duplicates + self.updated:
+            raise AssertionError(
+                f"row accounting broken: success {self.success} != inserted {self.inserted} + skipped {self.skipped} "
+                f"+ duplicates {self.duplicates} + updated {self.updated}"
+            )
 
     @property
     def failed_rows(self) -> list[int]:

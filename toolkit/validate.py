@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from toolkit.match import MappedSheet
+from toolkit.read import as_text, text_frame
 from toolkit.rules import Check, convert, raw_name, table_checks
 from toolkit.specs import TableSpec
 
@@ -28,7 +29,8 @@ class Validated:
     row per key. ``duplicates``: ``__row`` and ``__first_row`` of rows identical to an accepted
     row. ``rejected``: ``__row``, the raw cell text of each provided column and ``reasons``.
     ``errors``: one row per failed check (``row``, ``column``, ``rule``, ``message``, ``value``).
-    ``raw``: ``__row`` and the raw cell text of every data row, for audit records.
+    ``raw``: ``__row`` and the raw cells of every data row, for audit records: text, or typed
+    where the sheet's column holds one kind of cell (``toolkit.read.text_frame`` gives the text).
     """
 
     spec: TableSpec
@@ -44,14 +46,15 @@ def validate(sheet: MappedSheet) -> Validated:
     spec, headers = sheet.spec, sheet.headers
     present = sheet.present
     frame = sheet.raw.rename({name: raw_name(name) for name in present})
+    dtypes = {name: frame.schema[raw_name(name)] for name in present}
     missing = [pl.lit(None, dtype=c.polars_type).alias(c.name) for c in spec.columns if c.name not in headers]
-    typed = frame.with_columns(*(convert(spec.column(name)) for name in present), *missing)
+    typed = frame.with_columns(*(convert(spec.column(name), dtypes[name]) for name in present), *missing)
 
-    checks = table_checks(spec, headers, sheet.cell_errors)
+    checks = table_checks(spec, headers, sheet.cell_errors, dtypes)
     flags = [f"__ok{i}" for i in range(len(checks))]
     judged = typed.with_columns(*(c.valid.alias(flag) for c, flag in zip(checks, flags, strict=True)))
     passed = pl.all_horizontal(flags) if flags else pl.lit(True)
-    errors = [_failures(judged.filter(~passed), checks, flags, headers)]
+    errors = [_failures(judged.filter(~passed), checks, flags, headers, dtypes)]
 
     good = judged.filter(passed).select(ROW, *spec.names)
     identity = spec.key or tuple(present)
@@ -70,19 +73,25 @@ def validate(sheet: MappedSheet) -> Validated:
     duplicates = duplicates.filter(~pl.col("__first_row").is_in(rejected_firsts["__first_row"].implode()))
 
     reasons = all_errors.group_by("row", maintain_order=True).agg(reasons=pl.col("message"))
-    rejected = sheet.raw.join(reasons, left_on=ROW, right_on="row", how="inner").sort(ROW)
+    cells = [c for c in sheet.raw.columns if c != ROW]
+    rejected = text_frame(sheet.raw.join(reasons, left_on=ROW, right_on="row", how="inner").sort(ROW), cells)
     accepted = good.filter(~pl.col(ROW).is_in(reasons["row"].implode()))
     return Validated(spec, headers, sheet.raw, accepted, duplicates, rejected, all_errors)
 
 
-def _failures(failing: pl.DataFrame, checks: list[Check], flags: list[str], headers: dict[str, str]) -> pl.DataFrame:
+def _failures(
+    failing: pl.DataFrame, checks: list[Check], flags: list[str], headers: dict[str, str], dtypes: dict[str, pl.DataType]
+) -> pl.DataFrame:
     """One error row per (row, failed check), in check order within a row."""
     parts = []
     for check, flag in zip(checks, flags, strict=True):
         rows = failing.filter(~pl.col(flag))
         if rows.is_empty():
             continue
-        value = pl.col(raw_name(check.column)) if check.column else pl.lit(None, dtype=pl.String)
+        if check.column:
+            value = as_text(pl.col(raw_name(check.column)), dtypes.get(check.column, pl.String()))
+        else:
+            value = pl.lit(None, dtype=pl.String)
         parts.append(
             rows.select(
                 pl.col(ROW).alias("row"),

@@ -12,13 +12,15 @@ Two choices keep the app reliable in JupyterLab, Voilà, nbconvert and nbval ali
 * Preview and Run happen in one background thread, so the kernel keeps answering (the Cancel
   button, the progress bar). A trait change is a comm message, which ipykernel hands to its IOPub
   thread, so setting a trait from the worker is safe; the worker never touches anything else.
+
+Every value shown goes through :func:`toolkit.report.escape`, as in the HTML report: markup is
+escaped, control and bidirectional characters are made visible.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import html
 import logging
 import math
 import tempfile
@@ -39,7 +41,7 @@ from toolkit.ingest import Prepared, load_prepared, prepare, preview
 from toolkit.load import Progress, Warehouse
 from toolkit.match import normalize_header
 from toolkit.read import ROW, sheet_names
-from toolkit.report import run_section, summary_fragment, summary_html
+from toolkit.report import escape, run_section, summary_fragment, summary_html
 from toolkit.runs import from_summary
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
@@ -97,6 +99,8 @@ class IngestApp:
         self.summaries: list[IngestSummary] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._stop_note = "the current batch"  # what Cancel waits for: it depends on what the worker is doing
+        self._uploaded: dict[str, str] = {}  # saved path -> the name the browser sent
         self._page = 0
         self._errors = pl.DataFrame(schema=_ERROR_SCHEMA)
 
@@ -216,14 +220,23 @@ class IngestApp:
         uploads = change["new"]
         if not uploads:
             return
-        self.upload_dir.mkdir(parents=True, exist_ok=True)
-        saved = []
+        saved, problems = [], []
         for item in uploads:
-            target = self.upload_dir / Path(str(item["name"])).name  # a name, never a path from the browser
-            target.write_bytes(bytes(item["content"]))
+            name = Path(str(item["name"])).name  # a name, never a path from the browser
+            target = self.upload_dir / name
+            try:
+                self.upload_dir.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(bytes(item["content"]))
+            except OSError as exc:
+                problems.append(f"cannot save the upload {name!r} in {self.upload_dir} ({exc.strerror or exc})")
+                continue
             saved.append(str(target))
-        self.select(*saved, label=" (uploaded)")
+            self._uploaded[str(target)] = name
+        if saved:
+            self.select(*saved, label=" (uploaded)")
         self.upload.value = ()  # the saved copies are what count; don't keep the bytes twice
+        if problems:  # after select(), which clears the message
+            self._show_error("; ".join(problems) + ": check that the upload folder is writable, or pick a file from the list")
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -236,10 +249,13 @@ class IngestApp:
         self._start(self._run_job)
 
     def cancel(self) -> None:
-        """Stop after the current batch: committed batches stay, the run is recorded as cancelled."""
+        """Stop after the current batch (or the workbook being read or previewed).
+
+        Committed batches stay and the run is recorded as cancelled; workbooks not yet loaded are not.
+        """
         self._stop.set()
         self.cancel_button.disabled = True
-        self.status.value = "cancelling after the current batch…"
+        self.status.value = f"cancelling after {self._stop_note}…"
 
     def wait(self, timeout: float | None = 120) -> None:
         """Block until the background job ends (for scripts and tests)."""
@@ -294,9 +310,16 @@ class IngestApp:
         return {"specs": self.specs, "table": self.table.value or None, "sheet": self.sheet.value or None}
 
     def _preview_job(self, paths: list[Path]) -> None:
-        self.status.value = "previewing…"
+        # A preview cannot stop inside a workbook (nothing is batched), so Cancel stops between workbooks.
+        self._stop_note = "the current workbook"
         summaries, failures = [], []
-        for path in paths:
+        not_started = 0
+        for index, path in enumerate(paths):
+            if self._stop.is_set():
+                failures.append(f"{path.name}: not previewed (cancelled)")
+                not_started += 1
+                continue
+            self.status.value = f"previewing {escape(path.name)} ({index + 1} of {len(paths)})…"
             try:
                 summaries.append(preview(path, db=self.db.value, **self._options()))
             except ToolkitError as exc:
@@ -304,13 +327,22 @@ class IngestApp:
         note = "Preview: nothing was written. Counts are what a run would do now; a child table (loans) is judged "
         note += "against the parents already in the warehouse."
         self._show_results(summaries, failures, note=note)
-        self.status.value = f"previewed {len(summaries)} workbook(s)"
+        if not_started:
+            self.status.value = f"preview cancelled: {len(paths) - not_started} of {len(paths)} workbook(s) previewed"
+        else:
+            self.status.value = f"previewed {len(summaries)} workbook(s)"
 
     def _run_job(self, paths: list[Path]) -> None:
         prepared: list[Prepared] = []
         failures: list[str] = []
+        not_started = 0  # workbooks skipped because Cancel was clicked
+        self._stop_note = "reading the current workbook"
         for path in paths:
-            self.status.value = f"reading {html.escape(path.name)}…"
+            if self._stop.is_set():
+                failures.append(f"{path.name}: not read (cancelled)")
+                not_started += 1
+                continue
+            self.status.value = f"reading {escape(path.name)}…"
             try:
                 prepared.append(prepare(path, **self._options()))
             except ToolkitError as exc:
@@ -318,12 +350,18 @@ class IngestApp:
         order = load_order([p.table for p in prepared], self.specs)
         prepared.sort(key=lambda p: order.index(p.table))
         summaries: list[IngestSummary] = []
+        self._stop_note = "the current batch"
+        if self._stop.is_set():  # cancelled while reading: the warehouse is not even opened
+            failures += [f"{item.path.name}: not started (cancelled)" for item in prepared]
+            not_started += len(prepared)
+            prepared = []
         try:
             if prepared:
                 with Warehouse(self.db.value) as warehouse:
                     for index, item in enumerate(prepared):
                         if self._stop.is_set():
                             failures.append(f"{item.path.name}: not started (cancelled)")
+                            not_started += 1
                             continue
                         self.progress.value, self.progress.max = 0, max(1, item.validated.accepted.height)
                         summaries.append(
@@ -339,7 +377,7 @@ class IngestApp:
             failures.append(str(exc))
         self._show_results(summaries, failures)
         inserted = sum(s.inserted for s in summaries)
-        cancelled = any(s.status == "cancelled" for s in summaries)
+        cancelled = not_started > 0 or any(s.status == "cancelled" for s in summaries)
         self.status.value = f"{'cancelled' if cancelled else 'done'}: {len(summaries)} run(s), {inserted:,} rows inserted"
 
     def _on_progress(self, progress: Progress, index: int, count: int) -> None:
@@ -353,13 +391,19 @@ class IngestApp:
     # --- results ----------------------------------------------------------------------------
 
     def _show_error(self, text: str) -> None:
-        self.message.value = f'<div class="tk-error">{html.escape(text)}</div>'
+        self.message.value = f'<div class="tk-error">{escape(text)}</div>'
+
+    def shown_file(self, summary: IngestSummary) -> str:
+        """The file as the app names it: an upload by the name it was uploaded with, not its temporary copy."""
+        name = self._uploaded.get(summary.file)
+        return f"{name} (uploaded)" if name is not None else summary.file
 
     def _show_results(self, summaries: list[IngestSummary], failures: list[str], *, note: str = "") -> None:
         self.summaries = summaries
-        parts = [f'<p class="tk-meta">{html.escape(note)}</p>'] if note else []
-        parts += [f'<div class="tk-error">{html.escape(f)}</div>' for f in failures]
-        parts += [_summary_without_rejected_rows(s) for s in summaries]
+        parts = [f'<p class="tk-meta">{escape(note)}</p>'] if note else []
+        parts += [f'<div class="tk-error">{escape(f)}</div>' for f in failures]
+        # The summaries keep the real path (the warehouse records it); only their rendering is renamed.
+        parts += [_summary_without_rejected_rows(replace(s, file=self.shown_file(s))) for s in summaries]
         self.summary_view.value = "\n".join(parts)
         self.export_view.value = ""
         choices = [(f"{Path(s.file).name} → {s.table} ({s.failed:,} rejected)", i) for i, s in enumerate(summaries)]
@@ -477,17 +521,17 @@ def rejects_table(rows: pl.DataFrame, errors: pl.DataFrame, spec: TableSpec | No
     for error in page_errors.iter_rows(named=True):
         name = by_label.get(normalize_header(error["column"]), error["column"])
         failing.setdefault((error["row"], name), []).append(error["message"])
-    head = "".join(f"<th>{html.escape(header_of[c])}</th>" for c in raw_columns)
+    head = "".join(f"<th>{escape(header_of[c])}</th>" for c in raw_columns)
     body = []
     for record in rows.iter_rows(named=True):
         row = record[ROW]
-        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in record["reasons"])
+        reasons = "".join(f"<li>{escape(r)}</li>" for r in record["reasons"])
         cells = []
         for c in raw_columns:
             value = _shown(record[c])
             messages = failing.get((row, c))
             if messages:
-                cells.append(f'<td class="tk-cell-bad" title="{html.escape("; ".join(messages))}">{value}</td>')
+                cells.append(f'<td class="tk-cell-bad" title="{escape("; ".join(messages))}">{value}</td>')
             else:
                 cells.append(f"<td>{value}</td>")
         body.append(f'<tr><td>{row}</td><td><ul class="tk-reasons">{reasons}</ul></td>{"".join(cells)}</tr>')
@@ -499,18 +543,18 @@ def _shown(value: object) -> str:
     if value is None:
         return "∅"
     text = str(value)
-    return html.escape(text) if text.strip() else "␣" * len(text) or "∅"
+    return escape(text) if text.strip() else "␣" * len(text) or "∅"
 
 
 def _file_link(path: Path, content: bytes, mime: str) -> str:
     # A file:// link is blocked from an http page and the server's /files/ URL depends on its root,
     # so the link carries the file itself (a download that works in Lab and Voilà); the path is shown too.
-    where = f"written to <code>{html.escape(str(path))}</code>"
+    where = f"written to <code>{escape(str(path))}</code>"
     if len(content) > MAX_DOWNLOAD_BYTES:
         return where
     data = base64.b64encode(content).decode("ascii")
     return (
-        f'{where} · <a download="{html.escape(path.name)}" href="data:{mime};base64,{data}">download {html.escape(path.name)}</a>'
+        f'{where} · <a download="{escape(path.name)}" href="data:{mime};base64,{data}">download {escape(path.name)}</a>'
     )
 
 

@@ -1,0 +1,123 @@
+"""The quick look inside .xlsx files: sheet parts, the head rows as text, the boolean-cell scan."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import xlsxwriter
+
+from tests.conftest import ODDFILES, ExcelError
+from toolkit import xlsx
+
+Workbook = Callable[..., Path]
+
+
+def test_sheets_lists_names_visibility_and_parts_in_workbook_order(workbook: Workbook) -> None:
+    path = workbook([["a"]], extra_sheets={"Hidden": [["b"]], "Third": [["c"]]}, hidden=["Hidden"])
+
+    found = xlsx.sheets(str(path))
+
+    assert found == [
+        xlsx.SheetPart("Sheet1", "visible", "xl/worksheets/sheet1.xml"),
+        xlsx.SheetPart("Hidden", "hidden", "xl/worksheets/sheet2.xml"),
+        xlsx.SheetPart("Third", "visible", "xl/worksheets/sheet3.xml"),
+    ]
+
+
+def test_sheets_is_none_for_a_zip_that_is_no_workbook(tmp_path: Path) -> None:
+    path = tmp_path / "fake.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hello.txt", "not a workbook")
+
+    assert xlsx.sheets(str(path)) is None
+
+
+def test_head_reads_shared_and_inline_strings_numbers_booleans_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "kinds.xlsx"
+    for constant_memory in (False, True):  # shared strings, then inline strings
+        book = xlsxwriter.Workbook(str(path), {"constant_memory": constant_memory})
+        sheet = book.add_worksheet()
+        sheet.write_row(0, 0, ["Name", "Amount", "Flag", "Oops"])
+        sheet.write_string(1, 0, "Asha")
+        sheet.write_number(1, 1, 12)
+        sheet.write_boolean(1, 2, False)
+        sheet.write_formula(1, 3, "=1/0", None, "#DIV/0!")
+        sheet.write_number(2, 1, 2.5)
+        book.close()
+
+        head = xlsx.head(str(path), "xl/worksheets/sheet1.xml", rows=20)
+
+        assert head is not None
+        assert head.rows == [
+            {"A": "Name", "B": "Amount", "C": "Flag", "D": "Oops"},
+            {"A": "Asha", "B": "12", "C": "false", "D": "#DIV/0!"},
+            {"B": "2.5"},
+        ]
+        assert head.errors == {(2, "D"): "#DIV/0!"}
+
+
+def test_head_stops_after_the_rows_asked_for(workbook: Workbook) -> None:
+    path = workbook([["h"], *([i] for i in range(100))])
+
+    head = xlsx.head(str(path), "xl/worksheets/sheet1.xml", rows=5)
+
+    assert head is not None
+    assert [row["A"] for row in head.rows] == ["h", "0", "1", "2", "3"]
+
+
+def test_head_reaches_the_first_filled_row_of_a_table_far_down(workbook: Workbook) -> None:
+    path = workbook([["title far down"], ["x"]], first_cell=(40, 1))
+
+    head = xlsx.head(str(path), "xl/worksheets/sheet1.xml", rows=20)
+
+    assert head is not None
+    assert len(head.rows) == 41
+    assert head.rows[40] == {"B": "title far down"}
+
+
+def test_head_is_none_for_a_missing_part(workbook: Workbook) -> None:
+    assert xlsx.head(str(workbook([["a"]])), "xl/worksheets/nope.xml", rows=20) is None
+
+
+def test_boolean_cells_are_found_with_their_places(workbook: Workbook) -> None:
+    path = workbook([["n", "m"], [1.5, True], [False, 2], [3, None]])
+
+    assert xlsx.boolean_cells(str(path), "xl/worksheets/sheet1.xml") == {"B": [2], "A": [3]}
+
+
+def test_boolean_cells_across_chunk_boundaries_are_each_found_once(workbook: Workbook, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows: list[list[object]] = [["flag", "n"], *([True if i % 3 == 0 else i, i] for i in range(300))]
+    path = workbook(rows)
+    expected = [r + 2 for r in range(300) if r % 3 == 0]
+    monkeypatch.setattr(xlsx, "_CHUNK", 97)  # a prime: marks fall across chunk edges
+
+    assert xlsx.boolean_cells(str(path), "xl/worksheets/sheet1.xml") == {"A": expected}
+
+
+def test_a_boolean_cell_without_a_reference_makes_the_scan_give_up(tmp_path: Path) -> None:
+    path = tmp_path / "noref.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        sheet = '<worksheet><sheetData><row r="1"><c t="b"><v>1</v></c></row></sheetData></worksheet>'
+        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+
+    assert xlsx.boolean_cells(str(path), "xl/worksheets/sheet1.xml") is None
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in ODDFILES.glob("*.xlsx")))
+def test_the_corpus_never_crashes_the_probe(name: str) -> None:
+    parts = xlsx.sheets(str(ODDFILES / name))
+    for part in parts or []:
+        xlsx.head(str(ODDFILES / name), part.part, rows=20)
+        xlsx.boolean_cells(str(ODDFILES / name), part.part)
+
+
+def test_error_cells_written_by_the_fixture_show_as_their_text(workbook: Workbook) -> None:
+    path = workbook([["a"], [ExcelError("#N/A")]])
+
+    head = xlsx.head(str(path), "xl/worksheets/sheet1.xml", rows=20)
+
+    assert head is not None
+    assert head.errors == {(2, "A"): "#N/A"}

@@ -1,0 +1,241 @@
+"""A quick look inside .xlsx/.xlsm files, before and beside the full read by fastexcel.
+
+The fast typed read (see ``toolkit.read``) needs two things fastexcel cannot give without parsing
+the whole sheet, which costs as much as reading it:
+
+- the first rows as text, to find the header row *before* the typed read: the sheet's XML is
+  streamed and the stream closed after those rows;
+- where the boolean cells are: fastexcel's type guess reads TRUE/FALSE in a column of numbers as
+  1/0 without a word, so the sheet's XML is scanned for boolean cells. The scan runs on another
+  thread while fastexcel parses (both release the GIL), so it costs almost nothing.
+
+Anything unexpected returns None, and the caller falls back to the slower text read: a wrong
+guess here must only ever cost time, never a row.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from xml.etree import ElementTree
+
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_CELL_REF = re.compile(r"^([A-Z]{1,3})(\d+)$")
+#: Rows a head may span before the probe gives up (the table then starts very far down).
+MAX_HEAD_ROWS = 10_000
+#: Shared strings read while looking for the head's strings (they come first in practice).
+MAX_SHARED_STRINGS = 500_000
+_CHUNK = 4 * 1024 * 1024
+_BOOL_MARKS = (b' t="b"', b" t='b'")
+
+
+@dataclass(frozen=True)
+class SheetPart:
+    name: str
+    state: str  # visible, hidden, veryHidden
+    part: str  # path of the sheet's XML inside the zip
+
+
+@dataclass(frozen=True)
+class Head:
+    """The first rows of a sheet as text: ``rows[i]`` is Excel row ``i + 1``, letter -> text."""
+
+    rows: list[dict[str, str]]
+    errors: dict[tuple[int, str], str]  # (Excel row, letter) -> error text, for error cells
+
+
+def sheets(path: str) -> list[SheetPart] | None:
+    """The workbook's sheets in order, with their visibility and XML part, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+            rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError, ValueError):
+        return None
+    targets = {rel.get("Id"): rel.get("Target", "") for rel in rels.iter(f"{_PKG_REL}Relationship")}
+    found = []
+    for sheet in book.iter(f"{_MAIN}sheet"):
+        target = targets.get(sheet.get(f"{_REL}id"))
+        if not target or sheet.get("name") is None:
+            return None
+        part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
+        found.append(SheetPart(sheet.get("name", ""), sheet.get("state", "visible"), _normalise(part)))
+    return found or None
+
+
+def _normalise(part: str) -> str:
+    pieces: list[str] = []
+    for piece in part.split("/"):
+        if piece == "..":
+            if pieces:
+                pieces.pop()
+        elif piece not in ("", "."):
+            pieces.append(piece)
+    return "/".join(pieces)
+
+
+def head(path: str, part: str, *, rows: int) -> Head | None:
+    """The sheet's first ``rows`` rows as text, or None when they cannot be read reliably.
+
+    Rows past ``rows`` are read until the first row holding a value, so that a table starting
+    far down still shows its first row (the header search extends to it, as in ``toolkit.match``).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            cells = _head_cells(archive, part, rows)
+            if cells is None:
+                return None
+            wanted = {int(v) for (_, kind, v) in cells.values() if kind == "s" and v.isdigit()}
+            shared = _shared_strings(archive, max(wanted)) if wanted else {}
+            if shared is None:
+                return None
+    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError, ValueError, EOFError):
+        return None
+    last = max((r for r, _ in cells), default=0)
+    table: list[dict[str, str]] = [{} for _ in range(last)]
+    errors: dict[tuple[int, str], str] = {}
+    for (row, letter), (text, kind, value) in cells.items():
+        if kind == "s":
+            if not value.isdigit() or int(value) not in shared:
+                return None
+            text = shared[int(value)]
+        elif kind == "e":
+            errors[(row, letter)] = text
+        if text:
+            table[row - 1][letter] = text
+    return Head(table, errors)
+
+
+def _head_cells(archive: zipfile.ZipFile, part: str, rows: int) -> dict[tuple[int, str], tuple[str, str, str]] | None:
+    """(Excel row, letter) -> (text, type, raw value) for the head's cells; shared strings unresolved."""
+    cells: dict[tuple[int, str], tuple[str, str, str]] = {}
+    first_filled: int | None = None
+    with archive.open(part) as stream:
+        for _, element in ElementTree.iterparse(stream, events=("end",)):
+            if element.tag != f"{_MAIN}row":
+                continue
+            number = element.get("r")
+            if number is None or not number.isdigit():
+                return None  # rows without numbers: positions would be guesses
+            row = int(number)
+            if row > MAX_HEAD_ROWS or (first_filled is not None and row > max(rows, first_filled)):
+                break
+            for cell in element.iter(f"{_MAIN}c"):
+                parsed = _cell(cell)
+                if parsed is None:
+                    return None
+                letter, value = parsed
+                cells[(row, letter)] = value
+                if first_filled is None and value[0].strip():
+                    first_filled = row
+            element.clear()
+        else:
+            if first_filled is None:
+                return cells  # the whole sheet was read: it is small or empty
+    if first_filled is None:
+        return None  # nothing within MAX_HEAD_ROWS rows: leave it to the full read
+    return cells
+
+
+def _cell(cell: ElementTree.Element) -> tuple[str, tuple[str, str, str]] | None:
+    ref = _CELL_REF.match(cell.get("r", ""))
+    if ref is None:
+        return None
+    kind = cell.get("t", "n")
+    value = cell.findtext(f"{_MAIN}v") or ""
+    if kind == "inlineStr":
+        text = "".join(t.text or "" for t in cell.iter(f"{_MAIN}t"))
+    elif kind in ("str", "e", "s", "d"):
+        text = value
+    elif kind == "b":
+        text = {"1": "true", "0": "false"}.get(value.strip(), value)
+    else:
+        text = _number_text(value)
+    return ref[1], (text, kind, value)
+
+
+def _number_text(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return str(int(number)) if number.is_integer() and abs(number) < 2**63 else repr(number)
+
+
+def _shared_strings(archive: zipfile.ZipFile, needed: int) -> dict[int, str] | None:
+    if needed >= MAX_SHARED_STRINGS:
+        return None
+    found: dict[int, str] = {}
+    try:
+        stream = archive.open("xl/sharedStrings.xml")
+    except KeyError:
+        return None
+    with stream:
+        index = 0
+        for _, element in ElementTree.iterparse(stream, events=("end",)):
+            if element.tag != f"{_MAIN}si":
+                continue
+            # Phonetic runs (rPh) are reading aids, not part of the cell's text.
+            found[index] = "".join(t.text or "" for t in _text_runs(element))
+            element.clear()
+            if index >= needed:
+                return found
+            index += 1
+    return None
+
+
+def _text_runs(si: ElementTree.Element) -> Iterator[ElementTree.Element]:
+    for child in si:
+        if child.tag == f"{_MAIN}t":
+            yield child
+        elif child.tag == f"{_MAIN}r":
+            yield from child.iter(f"{_MAIN}t")
+
+
+def boolean_cells(path: str, part: str) -> dict[str, list[int]] | None:
+    """Letter -> Excel rows of the sheet's boolean cells, or None if a cell's place is unclear."""
+    found: dict[str, list[int]] = {}
+    tail = b""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(part) as stream:
+            while True:
+                chunk = stream.read(_CHUNK)
+                if not chunk:
+                    break
+                window = tail + chunk
+                for mark in _BOOL_MARKS:
+                    start = window.find(mark)
+                    while start != -1:
+                        # Only marks wholly past the overlap: those in it were seen in the last window.
+                        if start + len(mark) > len(tail):
+                            place = _owning_cell(window, start)
+                            if place is None:
+                                return None
+                            found.setdefault(place[0], []).append(place[1])
+                        start = window.find(mark, start + 1)
+                tail = window[-512:]
+    except (KeyError, OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return None
+    return found
+
+
+_OPEN_CELL = re.compile(rb'<(?:\w+:)?c\s[^<>]*$')
+_REF_ATTR = re.compile(rb'\sr="([A-Z]{1,3})(\d+)"')
+
+
+def _owning_cell(window: bytes, at: int) -> tuple[str, int] | None:
+    """The cell reference of the ``<c ...>`` tag whose attributes hold position ``at``."""
+    opening = _OPEN_CELL.search(window, max(0, at - 400), at)
+    if opening is None:
+        return None
+    end = window.find(b">", at)
+    tag = window[opening.start() : end if end != -1 else len(window)]
+    ref = _REF_ATTR.search(tag)
+    if ref is None:
+        return None
+    return ref[1].decode(), int(ref[2])

@@ -162,3 +162,86 @@ def warehouse_held(db: Path, *, seconds: float = 60.0) -> Iterator[subprocess.Po
         holder.wait()
         assert holder.stdout is not None
         holder.stdout.close()
+
+
+# Helpers for the zip-bomb tests: real workbooks whose parts are rewritten or whose declared sizes lie.
+import struct  # noqa: E402
+import zipfile  # noqa: E402
+
+
+def rewrite_member(path: Path, member: str, change: Callable[[bytes], bytes]) -> Path:
+    """Rewrite one part of a zipped workbook in place (deflated, like Excel writes it)."""
+    with zipfile.ZipFile(path) as source:
+        parts = [(info.filename, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in parts:
+            target.writestr(name, change(data) if name == member else data)
+    return path
+
+
+def declare_size(path: Path, member: str, size: int) -> Path:
+    """Make the zip's central directory claim ``size`` unpacked bytes for ``member`` (a lie)."""
+    data = bytearray(path.read_bytes())
+    wanted, at = member.encode(), 0
+    while True:
+        at = data.index(b"PK\x01\x02", at)  # a central directory entry
+        name_length = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46 : at + 46 + name_length] == wanted:
+            struct.pack_into("<I", data, at + 24, size)  # its "uncompressed size" field
+            path.write_bytes(bytes(data))
+            return path
+        at += 4
+
+
+# Hostile cell content (issue 6): stored faithfully, exported as text.
+HOSTILE = {
+    "a 1 MB cell": "ab" * 500_000,
+    "NUL bytes": "a\x00b\x00c",
+    "control characters": "\x07bell \x1bescape \x7fdelete \x01\x02\x03 end",
+    "a right-to-left override": "invoice\u202egpj.exe",
+    "a formula with =": '=HYPERLINK("http://example.invalid","click")',
+    "a formula with +": "+1+1",
+    "a formula with -": "-2+3",
+    "a formula with @": "@SUM(A1:A2)",
+    "a script tag": "<script>alert(1)</script>",
+    "an HTML attribute": '<img src=x onerror="alert(1)">',
+    "SQL": "Robert'); DROP TABLE notes; --",
+    "an OOXML escape look-alike": "_x0041_ stays _x0041_",
+    "line breaks": "one\ntwo\r\nthree",
+}
+
+NOTES_SPEC = """
+table = "notes"
+key = ["id"]
+
+[[columns]]
+name = "id"
+header = "ID"
+type = "integer"
+required = true
+
+[[columns]]
+name = "body"
+header = "Body"
+type = "text"
+
+[[columns]]
+name = "amount"
+header = "Amount"
+type = "number"
+"""
+
+
+def write_hostile(path: Path, *, amount: Any = 1.5, sheet: str = "Notes") -> Path:
+    """One row per HOSTILE value under ID, Body, Amount; strings longer than Excel's 32,767
+    characters are written whole (xlsxwriter would cut them), as a hostile generator would."""
+    book = xlsxwriter.Workbook(str(path))
+    ws = book.add_worksheet(sheet)
+    ws.xls_strmax = 2_000_000
+    ws.write_row(0, 0, ["ID", "Body", "Amount"])
+    for row, text in enumerate(HOSTILE.values(), start=1):
+        ws.write_number(row, 0, row)
+        assert ws.write_string(row, 1, text) == 0
+        ws.write(row, 2, amount)
+    book.close()
+    return path

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-import xlsxwriter
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, ODDFILES, customer, loan, warehouse_held, warehouse_rows
+from tests.conftest import (
+    CUSTOMER_HEADERS,
+    DATA,
+    LOAN_HEADERS,
+    ODDFILES,
+    customer,
+    loan,
+    rewrite_member,
+    warehouse_held,
+    write_workbook,
+)
 from toolkit.cli import _progress_bar, main
 from toolkit.load import Progress
 from toolkit.summary import CONTRACT_KEYS
@@ -148,6 +156,48 @@ def test_an_unreadable_file_exits_2_with_one_line_naming_it_and_writes_nothing(t
     assert_one_error_line(result, path.name, problem)
     assert result.stdout == ""
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def _sheet_xml(change: Callable[[bytes], bytes]) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        path = write_workbook(folder / "bomb.xlsx", [CUSTOMER_HEADERS, *(customer(i) for i in range(1, 101))])
+        return rewrite_member(path, "xl/worksheets/sheet1.xml", change)
+
+    return make
+
+
+BOMBS: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
+    "a billion cells declared": (
+        _sheet_xml(lambda xml: re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:CV10000000"/>', xml)),
+        [],
+        "bomb.xlsx, sheet 'Sheet1': 1,000,000,000 cells (dimension A1:CV10000000), over the limit of 50,000,000 cells; "
+        "if the file is trusted, raise it with --max-cells N",
+    ),
+    "more cells than --max-cells": (_sheet_xml(lambda xml: xml), ["--max-cells", "500"], "707 cells (dimension A1:G101)"),
+    "64 MiB of padding": (
+        _sheet_xml(lambda xml: xml.replace(b"</worksheet>", b" " * 64 * 1024**2 + b"</worksheet>")),
+        ["--max-unpacked-mb", "16"],
+        "bomb.xlsx: unpacks to 64 MiB, over the limit of 16 MiB; if the file is trusted, raise it with --max-unpacked-mb N",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(BOMBS))
+def test_a_bomb_exits_2_with_one_line_naming_the_size_the_cap_and_the_flag(tmp_path: Path, kind: str) -> None:
+    make, options, problem = BOMBS[kind]
+    result = cli(make(tmp_path), "--db", "w.duckdb", "--json", *options, cwd=tmp_path)
+    assert_one_error_line(result, problem)
+    assert result.stdout == ""
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_raising_the_caps_lets_a_trusted_big_file_in(tmp_path: Path) -> None:
+    path = _sheet_xml(lambda xml: xml.replace(b"</worksheet>", b" " * 1024**2 + b"</worksheet>"))(tmp_path)
+    assert_one_error_line(cli(path, "--db", "w.duckdb", "--max-cells", "500", cwd=tmp_path), "707 cells")
+    assert_one_error_line(cli(path, "--db", "w.duckdb", "--max-unpacked-mb", "1", cwd=tmp_path), "unpacks to 1 MiB")
+    result = cli(path, "--db", "w.duckdb", "--json", "--max-cells", "100000", "--max-unpacked-mb", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [o["inserted"] for o in json_lines(result)] == [100]
 
 
 @pytest.mark.parametrize("suffix", ["xlsx", "xls", "xlsb", "ods"])
@@ -351,64 +401,4 @@ def test_wait_lets_the_cli_succeed_once_the_other_process_exits(workbook: Book, 
     assert [o["inserted"] for o in json_lines(result)] == [1]
 
 
-# --- a crash mid-run ---------------------------------------------------------------------------
-
-
-def _big_customers(path: Path, rows: int) -> Path:
-    book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
-    sheet = book.add_worksheet()
-    sheet.write_row(0, 0, CUSTOMER_HEADERS)
-    for i in range(1, rows + 1):
-        sheet.write_row(i, 0, customer(i))
-    book.close()
-    return path
-
-
-def _kill_mid_run(book: Path, db: Path, batch_size: int) -> bool:
-    """Start an ingest and SIGKILL it once a few batches are committed; False if it finished first."""
-    wal = db.with_name(db.name + ".wal")
-    env = {**os.environ, "PYTHONPATH": str(Path(toolkit.__file__).parent.parent)}
-    command = [sys.executable, "-m", "toolkit", "ingest", str(book), "--db", str(db), "--batch-size", str(batch_size), "--quiet"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        # The WAL grows with each committed batch (it starts with the DDL and the 'running' row).
-        while process.poll() is None and not (wal.exists() and wal.stat().st_size > 40_000):
-            time.sleep(0.005)
-        if process.poll() is not None:
-            return False
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        return True
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-@pytest.mark.slow
-def test_a_run_killed_mid_load_is_completed_by_a_rerun_with_exactly_the_rows_of_a_clean_run(tmp_path: Path) -> None:
-    rows = 10_000
-    book = _big_customers(tmp_path / "big.xlsx", rows)
-    for attempt, batch_size in enumerate((50, 20, 10)):  # smaller batches run longer if the first was too quick
-        db = tmp_path / f"crashed{attempt}.duckdb"
-        if _kill_mid_run(book, db, batch_size):
-            break
-    else:
-        pytest.fail("the ingest finished before it could be killed, even with 10-row batches")
-
-    rerun = cli(book, "--db", db, "--json", cwd=tmp_path)
-
-    assert rerun.returncode == 0, rerun.stderr
-    [data] = json_lines(rerun)
-    assert data["failed"] == 0 and data["total"] == rows
-    assert data["skipped"] > 0 and data["inserted"] > 0  # the killed run had committed some batches, not all
-    assert data["inserted"] + data["skipped"] == rows
-    with duckdb.connect(str(db), read_only=True) as con:
-        statuses = con.execute("SELECT status, finished_at IS NULL, batch_size FROM _runs ORDER BY started_at").fetchall()
-        keys = con.execute("SELECT count(*), count(DISTINCT customer_id) FROM customers").fetchall()
-    assert statuses == [("interrupted", True, batch_size), ("completed", False, 1000)]
-    assert keys == [(rows, rows)]
-
-    clean = tmp_path / "clean.duckdb"
-    toolkit.ingest(book, db=clean)
-    assert warehouse_rows(db, "customers") == warehouse_rows(clean, "customers")
+# A crash mid-run (SIGKILL at several points) and a full disk: tests/test_faults.py.

@@ -13,13 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, customer, loan
+from tests.conftest import CUSTOMER_HEADERS, HOSTILE, LOAN_HEADERS, NOTES_SPEC, customer, loan, write_hostile
 from toolkit.cli import main
 from toolkit.errors import WarehouseError
-from toolkit.fixit import _Formats, _write_cell, fixit_sheets, write_fixit_workbook
+from toolkit.fixit import EXCEL_CELL_CHARS, _Formats, _write_cell, fixit_sheets, write_fixit_workbook
 from toolkit.load import Warehouse
 from toolkit.read import open_sheet, read_grid, read_rows, text_frame
 from toolkit.runs import connect_read_only
+from toolkit.specs import load_specs
 
 Workbook = Callable[..., Path]
 FILL = "FFFFC7CE"
@@ -91,6 +92,30 @@ def test_text_that_looks_like_a_formula_is_written_as_text(loans: toolkit.Ingest
     texts = {c.value: c.data_type for row in ws.iter_rows(min_row=2) for c in row if isinstance(c.value, str)}
     for formula_like in ('=HYPERLINK("http://x")', "@SUM(1)", "-5", "+3"):
         assert texts[formula_like] == "s"
+
+
+def test_hostile_text_comes_back_as_the_same_text_never_a_formula_and_a_cell_too_long_for_excel_says_so(
+    tmp_path: Path, db: Path
+) -> None:
+    spec = tmp_path / "notes.toml"
+    spec.write_text(NOTES_SPEC)
+    toolkit.ingest(write_hostile(tmp_path / "hostile.xlsx", amount="lots"), db=db, specs=load_specs([spec]))  # all rejected
+
+    out = write_fixit_workbook(db, tmp_path / "fix.xlsx")
+
+    with zipfile.ZipFile(out) as archive:
+        sheet_xml = archive.read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in sheet_xml and "<f " not in sheet_xml
+    bodies = read_grid(out).cells["B"].to_list()[1:]
+    expected = [text[:EXCEL_CELL_CHARS] for text in HOSTILE.values()]
+    assert bodies == expected  # read back exactly, but for the one cell Excel cannot hold whole
+    ws = openpyxl.load_workbook(out)["notes"]
+    assert all(ws.cell(row, 2).data_type == "s" for row in range(2, len(HOSTILE) + 2))
+    long_row = list(HOSTILE).index("a 1 MB cell") + 2
+    note = f"Body: {len(HOSTILE['a 1 MB cell']):,} characters, more than an Excel cell holds: cut to 32,767 here"
+    assert ws.cell(long_row, 2).fill.fgColor.rgb == FILL
+    assert ws.cell(long_row, 2).comment.text == note
+    assert ws.cell(long_row, 4).value.splitlines() == ["Amount: 'lots' is not a number", note]
 
 
 def _correct(path: Path, fixes: dict[int, dict[str, object]]) -> None:

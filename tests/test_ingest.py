@@ -7,7 +7,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,20 @@ from polars.testing import assert_frame_equal
 import toolkit
 from tests.conftest import (
     CUSTOMER_HEADERS,
+    HOSTILE,
     LOAN_HEADERS,
+    NOTES_SPEC,
     ODDFILES,
     customer,
     loan,
     warehouse_held,
     warehouse_rows,
+    write_hostile,
     write_workbook,
 )
 from toolkit.errors import HeaderError, UnreadableFileError, WarehouseBusyError
 from toolkit.load import LoadOutcome, Progress, Warehouse
-from toolkit.specs import parse_spec
+from toolkit.specs import load_specs, parse_spec
 
 Book = Callable[..., Path]
 COUNTS = ("total", "success", "failed", "inserted", "skipped", "duplicates")
@@ -390,6 +393,49 @@ def test_preview_of_a_warehouse_held_by_a_writer_is_a_busy_error_not_a_duckdb_er
         toolkit.preview(book, db=db)
 
 
+# --- hostile content ---------------------------------------------------------------------------
+
+
+def test_hostile_text_is_stored_exactly_as_written(tmp_path: Path, db: Path) -> None:
+    spec = tmp_path / "notes.toml"
+    spec.write_text(NOTES_SPEC)
+    path = write_hostile(tmp_path / "hostile.xlsx", sheet="x'); DROP TABLE _runs; --<b>")
+
+    summary = toolkit.ingest(path, db=db, specs=load_specs([spec]))
+
+    assert (summary.inserted, summary.failed) == (len(HOSTILE), 0)
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = dict(con.execute("SELECT body, id FROM notes").fetchall())
+        (sheet,) = con.execute("SELECT sheet FROM _runs").fetchall()[0]
+    for (kind, text), row in zip(HOSTILE.items(), range(1, len(HOSTILE) + 1), strict=True):
+        assert stored.get(text) == row, kind
+    assert sheet == "x'); DROP TABLE _runs; --<b>"
+
+
+def test_tens_of_thousands_of_empty_styled_rows_are_skipped_and_only_real_rows_count(tmp_path: Path, db: Path) -> None:
+    path = tmp_path / "styled.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    ws = book.add_worksheet()
+    styled = book.add_format({"bg_color": "#FFFF00", "border": 1, "num_format": "0.00"})
+    ws.write_row(0, 0, CUSTOMER_HEADERS)
+    for row in (1, 2, 3):
+        ws.write_row(row, 0, customer(row))
+    for row in range(4, 40_004):  # formatted blank cells, as left by a user formatting a whole range
+        for col in range(len(CUSTOMER_HEADERS)):
+            ws.write_blank(row, col, None, styled)
+    for row in range(40_004, 60_004):  # formatted rows without cells
+        ws.set_row(row, 18, styled)
+    ws.write_row(60_004, 0, customer(4))
+    book.close()
+
+    summary = toolkit.ingest(path, db=db)
+
+    assert (summary.total, summary.inserted, summary.failed) == (4, 4, 0)
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT customer_id, _source_row FROM customers ORDER BY 1").fetchall()
+    assert rows == [(1, 2), (2, 3), (3, 4), (4, 60_005)]
+
+
 # --- batch size never changes the outcome (hypothesis) -----------------------------------------
 
 KINDS = ["valid", "valid", "valid", "changed", "text_id", "bad_age", "missing_salary", "stolen_phone"]
@@ -443,3 +489,86 @@ def test_warehouse_content_does_not_depend_on_batch_size_and_a_second_run_insert
         assert counts(again)["inserted"] == 0
         assert counts(again)["skipped"] == first["inserted"] + first["skipped"]
         assert warehouse_rows(here / "batch7.duckdb", "customers") == outcomes[7][2]
+
+
+# --- order of ingestion never changes the warehouse for disjoint keys (hypothesis) -------------
+
+LOAN_KINDS = ["valid", "valid", "valid", "changed", "orphan", "ends_early", "too_many_emis", "bad_tenure"]
+
+
+def pooled_customer(cid: int, kind: str, pool: int) -> list[Any]:
+    """generated_row, but a stolen phone is taken inside the file's own pool of ids: across
+    files only keys are disjoint, so a phone owned by the other file would make order matter."""
+    if kind == "stolen_phone":
+        return customer(cid, Phone_Number=phone(pool + 1))
+    return generated_row(cid, kind)
+
+
+def generated_loan(cid: int, lid: int, kind: str) -> list[Any]:
+    """A loan with one kind of defect: a foreign key, a cross-column rule, a cell, a key clash."""
+    if kind == "changed":  # the same key as a valid row of the file, other values
+        return loan(cid, lid, **{"Loan Amount": 55_555})
+    if kind == "orphan":
+        return loan(cid + 100, lid)
+    if kind == "ends_early":
+        return loan(cid, lid, **{"End Date": date(2019, 1, 1)})
+    if kind == "too_many_emis":
+        return loan(cid, lid, **{"EMIs paid on Time": 99})
+    if kind == "bad_tenure":
+        return loan(cid, lid, Tenure="twelve")
+    return loan(cid, lid)
+
+
+def customer_file(pool: int) -> st.SearchStrategy[list[list[Any]]]:
+    rows = st.lists(st.tuples(st.integers(pool + 1, pool + 6), st.sampled_from(KINDS)), max_size=8)
+    return rows.map(lambda found: [pooled_customer(cid, kind, pool) for cid, kind in found])
+
+
+def loan_file(pool: int) -> st.SearchStrategy[list[list[Any]]]:
+    # Customers of both customer files (some rejected: their loans are orphans); Loan IDs from the file's pool.
+    cids = st.sampled_from([*range(1, 7), *range(11, 17)])
+    rows = st.lists(st.tuples(cids, st.integers(pool + 1, pool + 4), st.sampled_from(LOAN_KINDS)), max_size=8)
+    return rows.map(lambda found: [generated_loan(*row) for row in found])
+
+
+def stored(db: Path) -> dict[str, Any]:
+    """The warehouse without the lineage that depends on the order (_run_id), per file's rejects."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = {
+            t: con.execute(f'SELECT * EXCLUDE (_run_id, _source_row) FROM "{t}" ORDER BY ALL').fetchall()
+            for t in ("customers", "loans")
+        }
+        rejected = con.execute(
+            "SELECT r.file, j.source_row, j.stage, j.reasons FROM _rejects j JOIN _runs r USING (run_id) ORDER BY ALL"
+        ).fetchall()
+    return {**tables, "_rejects": rejected}
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None)
+@given(customers_a=customer_file(0), customers_b=customer_file(10), loans_a=loan_file(0), loans_b=loan_file(10))
+def test_for_files_with_disjoint_keys_the_order_of_ingestion_does_not_change_the_warehouse(
+    customers_a: list[list[Any]], customers_b: list[list[Any]], loans_a: list[list[Any]], loans_b: list[list[Any]]
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        here = Path(folder)
+        books = [
+            write_workbook(here / "customers_a.xlsx", [CUSTOMER_HEADERS, *customers_a]),
+            write_workbook(here / "customers_b.xlsx", [CUSTOMER_HEADERS, *customers_b]),
+            write_workbook(here / "loans_a.xlsx", [LOAN_HEADERS, *loans_a]),
+            write_workbook(here / "loans_b.xlsx", [LOAN_HEADERS, *loans_b]),
+        ]
+        outcomes = {}
+        # Within a table, files load in the order given (customers always before loans); the last
+        # warehouse also changes the batch size, which must not matter for loans either.
+        for name, order, size in (("forward", books, 1000), ("reverse", books[::-1], 1000), ("batches of 2", books, 2)):
+            db = here / f"{name}.duckdb"
+            results = toolkit.ingest_many(order, db=db, batch_size=size)
+            for summary in results:
+                assert isinstance(summary, toolkit.IngestSummary), summary
+                assert_invariants(summary)
+            per_file = {Path(s.file).name: counts(s) for s in results if isinstance(s, toolkit.IngestSummary)}
+            outcomes[name] = (per_file, stored(db))
+
+        assert outcomes["reverse"] == outcomes["forward"]
+        assert outcomes["batches of 2"] == outcomes["forward"]

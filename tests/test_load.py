@@ -215,6 +215,43 @@ def test_a_failing_transaction_is_rolled_back(db: Path) -> None:
     assert found == [(0,)]
 
 
+@pytest.mark.parametrize(
+    ("raised", "message"),
+    [
+        (
+            duckdb.IOException('Could not write file "w.duckdb.wal": No space left on device'),
+            "the disk is full (No space left on device) after 1,200 rows; committed batches are kept, free space and re-run",
+        ),
+        (
+            duckdb.TransactionException('Failed to commit: Could not write file "w.duckdb.wal": File too large'),
+            "the file size limit is reached (File too large) after 1,200 rows; committed batches are kept, free space and re-run",
+        ),
+        (
+            duckdb.IOException('Could not write file "w.duckdb": Input/output error'),
+            'cannot write the warehouse (Could not write file "w.duckdb": Input/output error) after 1,200 rows; '
+            "committed batches are kept, re-run once it can be written",
+        ),
+    ],
+)
+def test_a_failure_to_write_is_one_warehouse_error_naming_the_rows_committed(
+    db: Path, raised: duckdb.Error, message: str
+) -> None:
+    with Warehouse(db) as warehouse:
+        with pytest.raises(WarehouseError) as info, warehouse.transaction(rows_done=1200):
+            warehouse.con.execute("CREATE TABLE t (x INTEGER)").fetchall()
+            raise raised
+        found = warehouse.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't'").fetchall()
+    assert str(info.value) == f"{db}: {message}"
+    assert info.value.__cause__ is raised
+    assert found == [(0,)]
+
+
+def test_other_duckdb_errors_in_a_transaction_are_bugs_and_pass_through(db: Path) -> None:
+    with Warehouse(db) as warehouse, pytest.raises(duckdb.ConstraintException), warehouse.transaction(rows_done=0):
+        warehouse.con.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)").fetchall()
+        warehouse.con.execute("INSERT INTO t VALUES (1), (1)").fetchall()
+
+
 # --- audit tables -----------------------------------------------------------------------------
 
 

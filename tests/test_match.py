@@ -7,10 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import toolkit
 from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, ODDFILES, ExcelError, customer, loan
 from toolkit.errors import HeaderError, SheetError
 from toolkit.match import HEADER_SEARCH_ROWS, MappedSheet, map_sheet, normalize_header
@@ -43,6 +45,35 @@ def test_headers_match_ignoring_case_spaces_underscores_punctuation_and_line_bre
     assert sheet.headers["customer_id"] == header.strip()
     assert sheet.raw["customer_id"].to_list() == ["7"]
     assert sheet.unmapped_columns == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Customer\x00ID",
+        "\x00Customer ID\x00",
+        "C\x00u\x00s\x00t\x00o\x00m\x00e\x00r\x00 \x00I\x00D\x00",  # UTF-16 read as bytes, as in the corpus's xls
+        "Customer\r\nID",
+        "Customer\u2028ID",
+    ],
+)
+def test_nul_bytes_and_line_breaks_in_a_header_are_ignored_and_the_header_is_kept_as_found(
+    workbook: Workbook, header: str, db: Path
+) -> None:
+    path = workbook([[*with_header(CUSTOMER_HEADERS, "Customer ID", header), "No\x00tes", "\x00"], [*customer(7), "a", "b"]])
+
+    sheet = mapped(path)
+    assert sheet.headers["customer_id"] == header
+    assert sheet.unmapped_columns == ["No\x00tes", "\x00"]
+    summary = toolkit.ingest(path, db=db)
+    assert summary.inserted == 1
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT headers[1], unmapped_columns FROM _runs").fetchall() == [(header, ["No\x00tes", "\x00"])]
+
+
+def test_a_header_that_is_only_a_line_break_is_no_header(workbook: Workbook) -> None:
+    sheet = mapped(workbook([[*CUSTOMER_HEADERS, "\r\n"], [*customer(7), "x"]]))
+    assert sheet.unmapped_columns == ["(no header, column H)"]
 
 
 @given(st.text(alphabet=" _-.:/()\n\t#", max_size=3), st.text(alphabet=" _-.:/()\n\t#", max_size=3), st.booleans())

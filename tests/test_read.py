@@ -22,7 +22,7 @@ from tests.conftest import CUSTOMER_HEADERS, DATA, ODDFILES, ExcelError, custome
 from toolkit import xlsx
 from toolkit.errors import SheetError, UnreadableFileError
 from toolkit.match import map_sheet
-from toolkit.read import ROW, _reader_boundary, column_letter, open_sheet, read_grid, read_rows, sheet_names
+from toolkit.read import ROW, _duration_text, _reader_boundary, column_letter, open_sheet, read_grid, read_rows, sheet_names
 from toolkit.specs import parse_spec
 from toolkit.validate import validate
 
@@ -80,6 +80,33 @@ def test_a_corpus_file_with_a_formula_error_reports_its_position() -> None:
     grid = read_grid(ODDFILES / "fastexcel__div0.xlsx")
 
     assert grid.cell_errors.rows() == [(2, "C", "#DIV/0!")]
+
+
+@pytest.mark.parametrize(
+    ("name", "row", "durations"),
+    [
+        ("fastexcel__dates.ods", (2, "2023-06-01", "2023-06-01T02:03:04+02:00", "1:02:03", "2023-06-01T02:03:04"), {}),
+        ("python-calamine__base.ods", None, {"H": "10:10:10", "I": "10:10:10.1", "J": "255:10:10"}),
+    ],
+)
+def test_an_ods_duration_is_read_as_hours_minutes_seconds_not_as_an_error(
+    name: str, row: tuple[object, ...] | None, durations: dict[str, str]
+) -> None:
+    grid = read_grid(ODDFILES / name)
+
+    assert grid.cell_errors.is_empty()
+    if row is not None:
+        assert grid.cells.row(1) == row
+    for letter, text in durations.items():
+        assert grid.cells[letter].to_list()[-1] == text
+
+
+@pytest.mark.parametrize(
+    ("iso", "text"),
+    [("PT01H02M03S", "1:02:03"), ("P1DT2H", "26:00:00"), ("-PT30M", "-0:30:00"), ("PT0.25S", "0:00:00.25"), ("P1Y", "P1Y")],
+)
+def test_iso_durations_read_as_the_typed_read_shows_them(iso: str, text: str) -> None:
+    assert _duration_text(iso) == text
 
 
 # --- sheets -----------------------------------------------------------------------------------
@@ -201,7 +228,7 @@ def test_a_workbook_that_unpacks_past_the_limit_is_refused_unread(tmp_path: Path
     path = shutil.copy(DATA / "customer_data.xlsx", tmp_path / "big.xlsx")
 
     with pytest.raises(
-        UnreadableFileError, match=r"^big\.xlsx: unpacks to .* MiB, over the 0 MiB limit; raise max_uncompressed_bytes"
+        UnreadableFileError, match=r"^big\.xlsx: unpacks to .* MiB, over the limit of 0 MiB; .* --max-unpacked-mb N"
     ):
         read_grid(path, max_uncompressed_bytes=1000)
     assert read_grid(path).cells.height > 1

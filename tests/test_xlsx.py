@@ -11,6 +11,7 @@ import xlsxwriter
 
 from tests.conftest import ODDFILES, ExcelError
 from toolkit import xlsx
+from toolkit.read import read_grid
 
 Workbook = Callable[..., Path]
 
@@ -25,6 +26,23 @@ def test_sheets_lists_names_visibility_and_parts_in_workbook_order(workbook: Wor
         xlsx.SheetPart("Hidden", "hidden", "xl/worksheets/sheet2.xml"),
         xlsx.SheetPart("Third", "visible", "xl/worksheets/sheet3.xml"),
     ]
+
+
+@pytest.mark.parametrize("constant_memory", [False, True], ids=["shared strings", "inline strings"])
+def test_head_undoes_the_ooxml_escapes_as_the_full_read_does(tmp_path: Path, constant_memory: bool) -> None:
+    texts = ["Customer\x00ID", "First\r\nName", "bell\x07", "_x0041_ stays _x0041_", "plain"]
+    path = tmp_path / "escaped.xlsx"
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": constant_memory})
+    sheet = book.add_worksheet()
+    for col, text in enumerate(texts):
+        sheet.write_string(0, col, text)
+    book.close()
+    assert b"_x0000_" in zipfile.ZipFile(path).read("xl/sharedStrings.xml" if not constant_memory else "xl/worksheets/sheet1.xml")
+
+    head = xlsx.head(str(path), "xl/worksheets/sheet1.xml", rows=5)
+
+    assert head is not None
+    assert list(head.rows[0].values()) == texts == list(read_grid(path).cells.row(0)[1:])
 
 
 def test_sheets_is_none_for_a_zip_that_is_no_workbook(tmp_path: Path) -> None:

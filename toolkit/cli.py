@@ -17,6 +17,7 @@ from pathlib import Path
 from toolkit import __version__
 from toolkit.errors import ToolkitError
 from toolkit.ingest import ingest_many
+from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress
 from toolkit.specs import load_specs
 from toolkit.summary import IngestSummary
@@ -56,6 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for a busy warehouse")
     ingest.add_argument("--log", type=Path, metavar="FILE", help="log every rejected row and the summaries to FILE")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest.add_argument(
+        "--max-cells",
+        type=_positive,
+        default=DEFAULT_MAX_CELLS,
+        metavar="N",
+        help="refuse, unread, a sheet declaring more cells (rows x columns) (default: %(default)s)",
+    )
+    ingest.add_argument(
+        "--max-unpacked-mb",
+        type=_positive,
+        default=DEFAULT_MAX_UNCOMPRESSED_BYTES // 1024**2,
+        metavar="N",
+        help="refuse, unread, a zipped workbook declaring more unpacked MiB (default: %(default)s)",
+    )
 
     infer = commands.add_parser("infer", help="print a draft TOML table spec inferred from a sample workbook")
     infer.add_argument("file", type=Path, metavar="WORKBOOK")
@@ -129,6 +144,8 @@ def _ingest(args: argparse.Namespace) -> int:
         wait=args.wait,
         on_conflict=args.on_conflict,
         workers=args.workers,
+        max_cells=args.max_cells,
+        max_uncompressed_bytes=args.max_unpacked_mb * 1024**2,
     )
     summaries = [o for o in outcomes if isinstance(o, IngestSummary)]
     for index, outcome in enumerate(outcomes):

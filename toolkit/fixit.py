@@ -10,6 +10,8 @@ each reason as a cell comment; a failure that names no single cell marks every c
 Cells are written so that reading them back gives the text the toolkit read the first time:
 plain numbers as numbers, ``YYYY-MM-DD HH:MM:SS`` as real dates, everything else as text.
 Text starting with ``=``, ``+``, ``-`` or ``@`` is always written as text, never as a formula.
+A cell longer than Excel's 32,767 characters cannot be written whole: it is cut to that length,
+marked failing and commented saying so (its full text stays in ``_rejects``), never cut silently.
 
 Which rows: those of the run named, else of the latest run of each table (or of one table): the
 rejects that the most recent load left behind. One sheet per table, named after it, oldest run
@@ -38,6 +40,8 @@ ERRORS_HEADER = "Errors"
 SOURCE_ROW_HEADER = "Source row"
 #: Text a spreadsheet would take for a formula (or DDE payload) if written as a plain value.
 FORMULA_PREFIXES = ("=", "+", "-", "@")
+#: The most characters an Excel cell holds; xlsxwriter would silently cut a longer text.
+EXCEL_CELL_CHARS = 32_767
 _FILL = "#FFC7CE"
 _INTEGER = re.compile(r"^(0|[1-9][0-9]{0,14})$")
 # At most nine decimals and fifteen digits: fastexcel reads a number in a column that also
@@ -159,13 +163,21 @@ def _write_sheet(ws: Worksheet, run: RunReport, formats: _Formats) -> None:
     widths = [min(max(len(h), 8), 40) for h in headers]
     for r, row in enumerate(run.rejected, start=1):
         failing = row.failing
+        cuts: list[str] = []
         for col, header in enumerate(headers):
             value = row.cells.get(header)
-            _write_cell(ws, r, col, value, formats, failing=header in failing)
-            if header in failing:
-                ws.write_comment(r, col, "\n".join(failing[header]), {"author": "toolkit", "x_scale": 2.5, "y_scale": 1.5})
+            notes = list(failing.get(header, []))
+            if value is not None and len(value) > EXCEL_CELL_CHARS:
+                cuts.append(
+                    f"{header}: {len(value):,} characters, more than an Excel cell holds: cut to {EXCEL_CELL_CHARS:,} here"
+                )
+                notes.append(cuts[-1])
+                value = value[:EXCEL_CELL_CHARS]
+            _write_cell(ws, r, col, value, formats, failing=bool(notes))
+            if notes:
+                ws.write_comment(r, col, "\n".join(notes), {"author": "toolkit", "x_scale": 2.5, "y_scale": 1.5})
             widths[col] = min(max(widths[col], len(value or "")), 40)
-        ws.write_string(r, len(headers), "\n".join(row.reasons), formats.errors)
+        ws.write_string(r, len(headers), "\n".join([*row.reasons, *cuts]), formats.errors)
         ws.write_number(r, len(headers) + 1, row.row)
     for col, width in enumerate(widths):
         ws.set_column(col, col, width + 2)

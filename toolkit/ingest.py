@@ -17,6 +17,7 @@ import polars as pl
 
 from toolkit import __version__
 from toolkit.errors import SchemaChangeError, ToolkitError, WarehouseBusyError, WarehouseError
+from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse, classify
 from toolkit.match import HEADER_SEARCH_ROWS, MappedSheet, map_sheet, match_header
 from toolkit.read import Grid, open_sheet, text_frame
@@ -62,11 +63,24 @@ def prepare(
     table: str | None = None,
     sheet: str | int | None = None,
     header_row: int | None = None,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> Prepared:
-    """Read and validate one sheet without opening the warehouse; structural problems raise."""
+    """Read and validate one sheet without opening the warehouse; structural problems raise.
+
+    A sheet declaring more than ``max_cells`` cells, or a zipped workbook more than
+    ``max_uncompressed_bytes`` unpacked, is refused before it is parsed (toolkit.limits).
+    """
     path = Path(path)
     specs = specs if specs is not None else load_specs()
-    opened = open_sheet(path, sheet=sheet, head_rows=max(HEADER_SEARCH_ROWS, header_row or 0), prefer_sheet=table)
+    opened = open_sheet(
+        path,
+        sheet=sheet,
+        head_rows=max(HEADER_SEARCH_ROWS, header_row or 0),
+        prefer_sheet=table,
+        max_cells=max_cells,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
     mapped = map_sheet(opened, specs, table=table, header_row=header_row)
     with path.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -95,6 +109,8 @@ def ingest(
     run_id: str | None = None,
     wait: float = 0.0,
     on_conflict: str = "reject",
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> IngestSummary:
     """Ingest one sheet of a workbook into the DuckDB warehouse at ``db``.
 
@@ -102,8 +118,17 @@ def ingest(
     :class:`~toolkit.errors.ToolkitError` before anything is written; bad rows are reported
     in the summary and the ``_rejects`` table. ``on_conflict="update"`` replaces stored rows whose
     key is present with other values (counted as ``updated``, changes kept in ``_changes``).
+    ``max_cells`` and ``max_uncompressed_bytes`` refuse oversized files unread (see :func:`prepare`).
     """
-    prepared = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
+    prepared = prepare(
+        path,
+        specs=specs,
+        table=table,
+        sheet=sheet,
+        header_row=header_row,
+        max_cells=max_cells,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
     with Warehouse(db, wait=wait) as warehouse:
         return load_prepared(
             prepared,
@@ -131,6 +156,8 @@ def ingest_many(
     wait: float = 0.0,
     on_conflict: str = "reject",
     workers: int | None = None,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> list[IngestSummary | ToolkitError]:
     """Ingest several files into one warehouse; parents load before children (customers
     before loans). A bad file yields its error in the result list; the others still load.
@@ -143,7 +170,7 @@ def ingest_many(
     """
     specs = specs if specs is not None else load_specs()
     files = [Path(p) for p in paths]
-    options = _Options(specs, table, sheet, header_row)
+    options = _Options(specs, table, sheet, header_row, max_cells, max_uncompressed_bytes)
     rank = {name: i for i, name in enumerate(load_order(list(specs), specs))}
     # The table of an .xlsx file is known from its header row in milliseconds: knowing it early
     # lets a file load while later ones are still being read. Others are known once read.
@@ -226,12 +253,21 @@ class _Options:
     table: str | None
     sheet: str | int | None
     header_row: int | None
+    max_cells: int = DEFAULT_MAX_CELLS
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
 
 
 def _identify(path: Path, options: _Options) -> str | None:
     """The table a workbook's header row names, when that is quick to know (.xlsx), else None."""
     try:
-        opened = open_sheet(path, sheet=options.sheet, head_rows=max(HEADER_SEARCH_ROWS, options.header_row or 0))
+        opened = open_sheet(
+            path,
+            sheet=options.sheet,
+            head_rows=max(HEADER_SEARCH_ROWS, options.header_row or 0),
+            prefer_sheet=options.table,
+            max_cells=options.max_cells,
+            max_uncompressed_bytes=options.max_uncompressed_bytes,
+        )
         if opened.whole:
             return None  # finding the header read the whole sheet: leave it to the worker
         _, spec, _, _ = match_header(opened.head, options.specs, table=options.table, header_row=options.header_row)
@@ -273,7 +309,15 @@ def _prepare_all(files: list[Path], options: _Options, workers: int) -> Iterator
 
 def _prepare_or_error(path: Path, options: _Options) -> Prepared | ToolkitError:
     try:
-        return prepare(path, specs=options.specs, table=options.table, sheet=options.sheet, header_row=options.header_row)
+        return prepare(
+            path,
+            specs=options.specs,
+            table=options.table,
+            sheet=options.sheet,
+            header_row=options.header_row,
+            max_cells=options.max_cells,
+            max_uncompressed_bytes=options.max_uncompressed_bytes,
+        )
     except ToolkitError as exc:
         return exc
 
@@ -359,11 +403,21 @@ def preview(
     specs: Mapping[str, TableSpec] | None = None,
     header_row: int | None = None,
     clock: Clock = datetime.now,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> IngestSummary:
     """What an ingest would do, without writing: ``inserted`` counts rows that would be inserted."""
     import duckdb
 
-    prepared = prepare(path, specs=specs, table=table, sheet=sheet, header_row=header_row)
+    prepared = prepare(
+        path,
+        specs=specs,
+        table=table,
+        sheet=sheet,
+        header_row=header_row,
+        max_cells=max_cells,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
     validated = prepared.validated
     started = clock()
     try:

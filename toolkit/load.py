@@ -78,11 +78,16 @@ class Warehouse:
     def __enter__(self) -> Warehouse:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        if kind is None:
+            self.close()
+            return
+        with contextlib.suppress(duckdb.Error):  # the failure on its way out is the one to report
+            self.close()
 
     def close(self) -> None:
-        self.con.close()
+        with _write_failures(self.path, rows_done=None):  # closing checkpoints the WAL into the file
+            self.con.close()
 
     def __repr__(self) -> str:
         return f"<Warehouse {self.path}>"
@@ -90,17 +95,18 @@ class Warehouse:
     def ensure_tables(self, specs: Sequence[TableSpec]) -> None:
         """Create each spec's table, or evolve it (see toolkit.schema); refuses unsafe changes."""
         for spec in specs:
-            schema.apply(self.con, spec)
+            with _write_failures(self.path, rows_done=0):
+                schema.apply(self.con, spec)
 
     def start_run(self, record: dict[str, Any], validated: Validated) -> None:
         """Record the run as running, with the rows validation rejected, in one transaction."""
-        with self.transaction():
+        with self.transaction(rows_done=0):
             self._insert_dicts("_runs", [record])
             self._insert_rejects(record["run_id"], validated, validated.errors, stage="validate")
 
     def finish_run(self, run_id: str, counts: dict[str, Any], *, status: str, finished_at: datetime) -> None:
         assignments = ", ".join(f"{sql.quote(k)} = ?" for k in counts)
-        with self.transaction():
+        with self.transaction(rows_done=counts.get("total")):
             _run(
                 self.con,
                 f"UPDATE _runs SET {assignments}, status = ?, finished_at = ? WHERE run_id = ?",
@@ -136,7 +142,7 @@ class Warehouse:
             for index, batch in enumerate(rows.iter_slices(batch_size)):
                 if should_stop is not None and should_stop():
                     return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done, cancelled=True, updated=updated)
-                with self.transaction():
+                with self.transaction(rows_done=rows_done):
                     if whole is not None:
                         judged, new_rows = whole.part(index)
                         inserted += self._insert_batch(spec, new_rows, None)
@@ -164,8 +170,10 @@ class Warehouse:
         with self.transaction():
             self._insert_rejects(run_id, validated, errors, stage=stage)
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.con)
+    def transaction(self, *, rows_done: int | None = None) -> _Transaction:
+        """One transaction; a failure to write (full disk...) raises WarehouseError saying how many
+        rows of the run were committed before it (``rows_done``)."""
+        return _Transaction(self.con, self.path, rows_done)
 
     def _insert_batch(self, spec: TableSpec, batch: pl.DataFrame | pa.Table, present: list[str] | None) -> int:
         """Insert the batch's new rows; ``present=None``: they were judged absent beforehand (see
@@ -252,17 +260,60 @@ class Warehouse:
 
 
 class _Transaction:
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, rows_done: int | None) -> None:
         self.con = con
+        self.path = path
+        self.rows_done = rows_done
 
     def __enter__(self) -> None:
-        self.con.begin()
+        with _write_failures(self.path, self.rows_done):
+            self.con.begin()
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        if kind is None:
-            self.con.commit()
-        else:
-            self.con.rollback()
+        with _write_failures(self.path, self.rows_done):
+            if kind is None:
+                self.con.commit()
+                return
+            try:
+                self.con.rollback()
+            except duckdb.Error:
+                if _write_failure(value) is None:  # a full disk can fail the rollback too: report the first
+                    raise
+            if isinstance(value, duckdb.Error):
+                raise value  # translated on its way out by _write_failures
+
+
+@contextlib.contextmanager
+def _write_failures(path: Path, rows_done: int | None) -> Iterator[None]:
+    """DuckDB failing to write the file (full disk, size limit, I/O error) -> one-line WarehouseError.
+
+    The failed transaction is rolled back; committed batches stay, and the run, never finished,
+    is marked ``interrupted`` by the next process to open the warehouse. Other DuckDB errors are
+    bugs and pass through.
+    """
+    try:
+        yield
+    except duckdb.Error as exc:
+        reason = _write_failure(exc)
+        if reason is None:
+            raise
+        after = f" after {rows_done:,} rows" if rows_done is not None else ""
+        advice = "free space and re-run" if "limit" in reason or "full" in reason else "re-run once it can be written"
+        raise WarehouseError(f"{path}: {reason}{after}; committed batches are kept, {advice}") from exc
+
+
+def _write_failure(exc: object) -> str | None:
+    """What went wrong writing, in a few words; None when ``exc`` is not a failure to write."""
+    if not isinstance(exc, duckdb.Error):
+        return None
+    text = str(exc)
+    if "No space left on device" in text:
+        return "the disk is full (No space left on device)"
+    if "File too large" in text:
+        return "the file size limit is reached (File too large)"
+    if isinstance(exc, duckdb.IOException | duckdb.FatalException) or "Could not write" in text:
+        return f"cannot write the warehouse ({_first_line(exc)})"
+    return None
 
 
 @dataclass(frozen=True)

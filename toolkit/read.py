@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import tempfile
 import threading
 import zipfile
@@ -37,10 +38,9 @@ import polars as pl
 
 from toolkit import xlsx
 from toolkit.errors import SheetError, UnreadableFileError
+from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES, refuse_oversized
 
 ROW = "__row"
-#: Uncompressed size above which a zipped workbook (xlsx, xlsm, xlsb, ods) is refused unread.
-DEFAULT_MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
 EXCEL_ERRORS = {
     "Div0": "#DIV/0!",
     "NA": "#N/A",
@@ -52,7 +52,9 @@ EXCEL_ERRORS = {
     "GettingData": "#GETTING_DATA",
 }
 _ERROR_DETAIL = re.compile(r"Error\((\w+)\)")
-_ZIPPED = {".xlsx", ".xlsm", ".xlsb", ".ods"}
+# Cells the text read cannot give as text although they hold a value: an ODS duration (PT01H02M03S).
+_TEXT_DETAIL = re.compile(r"""got '(DurationIso|DateTimeIso)\("([^"]*)"\)'""")
+_ISO_DURATION = re.compile(r"^(-?)P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)(\.\d+)?S)?)?$")
 
 
 @dataclass(frozen=True)
@@ -91,14 +93,19 @@ def read_grid(
     path: str | Path,
     *,
     sheet: str | int | None = None,
+    max_cells: int = DEFAULT_MAX_CELLS,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
     prefer_sheet: str | None = None,
 ) -> Grid:
     """Read one sheet (default: the sheet named ``prefer_sheet`` if there is one, else the first
     visible one) as raw text with Excel row numbers.
 
+    ``max_cells`` and ``max_uncompressed_bytes`` refuse, before parsing, a sheet declaring more
+    cells (rows x columns) or a zipped workbook declaring more unpacked bytes (see toolkit.limits).
+
     Raises:
-        UnreadableFileError: the file is missing, empty, not a workbook, encrypted or corrupt.
+        UnreadableFileError: the file is missing, empty, not a workbook, encrypted or corrupt, or
+            declares more than a cap.
         SheetError: the named sheet does not exist.
     """
     path = Path(path)
@@ -106,7 +113,7 @@ def read_grid(
         raise UnreadableFileError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise UnreadableFileError(f"{path.name}: the file is empty (0 bytes); it is not a workbook")
-    _refuse_zip_bomb(path, max_uncompressed_bytes)
+    refuse_oversized(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
     with _reader_boundary(path):
         reader = _open(path)
         names = list(reader.sheet_names)
@@ -121,14 +128,14 @@ def read_grid(
     assert isinstance(frame, pl.DataFrame)
     letters = [column_letter(i) for i in absolute]
     frame = frame.rename(dict(zip(frame.columns, letters, strict=True)))
-    error_rows = [
-        {ROW: e.position[0] + 1, "letter": letters[e.position[1]], "error": _error_text(e.detail)}
-        for e in (errors.errors if errors else [])
-    ]
+    reported = errors.errors if errors else []
+    error_rows = [{ROW: e.position[0] + 1, "letter": letters[e.position[1]], "error": _error_text(e.detail)} for e in reported]
     cell_errors = pl.DataFrame(error_rows, schema={ROW: pl.Int64, "letter": pl.String, "error": pl.String})
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     if cell_errors.height:
         frame = _put_back_error_text(frame, cell_errors)
+        # Put back as their text but not listed: they are values, and a text column takes them.
+        cell_errors = cell_errors.filter(pl.Series([_TEXT_DETAIL.search(e.detail) is None for e in reported], dtype=pl.Boolean))
     return Grid(path=path, sheet=name, cells=frame, cell_errors=cell_errors)
 
 
@@ -153,24 +160,27 @@ def open_sheet(
     *,
     sheet: str | int | None = None,
     head_rows: int = 20,
+    max_cells: int = DEFAULT_MAX_CELLS,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
     prefer_sheet: str | None = None,
 ) -> Sheet:
     """Choose a sheet (default: the one named ``prefer_sheet`` if there is one, else the first
     visible one) and read its first rows as text.
 
-    Raises the same errors as :func:`read_grid`.
+    Raises the same errors as :func:`read_grid`, the caps included.
     """
     path = Path(path)
     if not path.is_file():
         raise UnreadableFileError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise UnreadableFileError(f"{path.name}: the file is empty (0 bytes); it is not a workbook")
-    _refuse_zip_bomb(path, max_uncompressed_bytes)
+    refuse_oversized(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
     quick = _quick_head(path, sheet, head_rows, prefer_sheet)
     if quick is not None:
         return quick
-    grid = read_grid(path, sheet=sheet, max_uncompressed_bytes=max_uncompressed_bytes, prefer_sheet=prefer_sheet)
+    grid = read_grid(
+        path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes, prefer_sheet=prefer_sheet
+    )
     return Sheet(path, grid.sheet, grid, whole=True)
 
 
@@ -288,7 +298,12 @@ def _text_booleans(sheet: Sheet) -> dict[str, list[int]] | None:
 
 def _text_rows(sheet: Sheet, header_row: int) -> Grid:
     """The rows below the header from the text read: the fallback when the typed read cannot be trusted."""
-    grid = sheet.head if sheet.whole else read_grid(sheet.path, sheet=sheet.name)
+    # open_sheet has checked the size caps (with the caller's values): not again with the defaults.
+    grid = (
+        sheet.head
+        if sheet.whole
+        else read_grid(sheet.path, sheet=sheet.name, max_cells=sys.maxsize, max_uncompressed_bytes=sys.maxsize)
+    )
     return Grid(
         path=grid.path,
         sheet=grid.sheet,
@@ -411,10 +426,24 @@ def _quoted(names: list[str]) -> str:
 
 
 def _error_text(detail: str) -> str:
+    text = _TEXT_DETAIL.search(detail)
+    if text:
+        return _duration_text(text[2]) if text[1] == "DurationIso" else text[2]
     match = _ERROR_DETAIL.search(detail)
     if match:
         return EXCEL_ERRORS.get(match[1], f"#{match[1].upper()}")
     return f"unreadable cell ({detail})"
+
+
+def _duration_text(iso: str) -> str:
+    """``PT1H2M3S`` -> ``1:02:03``, as the typed read shows a duration (``as_text``); fractions of a
+    second are kept as written. Other forms stay as the file has them."""
+    found = _ISO_DURATION.match(iso)
+    if found is None:
+        return iso
+    sign, days, hours, minutes, seconds, fraction = found.groups()
+    total_hours = int(days or 0) * 24 + int(hours or 0)
+    return f"{sign}{total_hours}:{int(minutes or 0):02d}:{int(seconds or 0):02d}{fraction or ''}"
 
 
 def _put_back_error_text(frame: pl.DataFrame, cell_errors: pl.DataFrame) -> pl.DataFrame:
@@ -427,21 +456,6 @@ def _put_back_error_text(frame: pl.DataFrame, cell_errors: pl.DataFrame) -> pl.D
             .alias(str(letter))
         )
     return frame
-
-
-def _refuse_zip_bomb(path: Path, limit: int) -> None:
-    if path.suffix.lower() not in _ZIPPED or not zipfile.is_zipfile(path):
-        return  # the reader reports non-zip files itself
-    try:
-        with zipfile.ZipFile(path) as archive:
-            declared = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnreadableFileError(f"{path.name}: corrupt workbook ({exc})") from exc
-    if declared > limit:
-        raise UnreadableFileError(
-            f"{path.name}: unpacks to {declared / 1024**2:,.0f} MiB, over the {limit / 1024**2:,.0f} MiB limit; "
-            "raise max_uncompressed_bytes if the file is trusted"
-        )
 
 
 def _open(path: Path) -> fastexcel.ExcelReader:

@@ -32,6 +32,9 @@ MAX_HEAD_ROWS = 10_000
 MAX_SHARED_STRINGS = 500_000
 _CHUNK = 4 * 1024 * 1024
 _BOOL_MARKS = (b' t="b"', b" t='b'")
+# OOXML writes characters XML cannot hold (NUL, control characters, CR) as _xHHHH_, and a literal
+# "_x" as _x005F_x: undone here as fastexcel does, or a header read here would not be the same text.
+_ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
 
 
 @dataclass(frozen=True)
@@ -149,8 +152,10 @@ def _cell(cell: ElementTree.Element) -> tuple[str, tuple[str, str, str]] | None:
     kind = cell.get("t", "n")
     value = cell.findtext(f"{_MAIN}v") or ""
     if kind == "inlineStr":
-        text = "".join(t.text or "" for t in cell.iter(f"{_MAIN}t"))
-    elif kind in ("str", "e", "s", "d"):
+        text = _unescape("".join(t.text or "" for t in cell.iter(f"{_MAIN}t")))
+    elif kind == "str":
+        text = _unescape(value)
+    elif kind in ("e", "s", "d"):
         text = value
     elif kind == "b":
         text = {"1": "true", "0": "false"}.get(value.strip(), value)
@@ -181,12 +186,16 @@ def _shared_strings(archive: zipfile.ZipFile, needed: int) -> dict[int, str] | N
             if element.tag != f"{_MAIN}si":
                 continue
             # Phonetic runs (rPh) are reading aids, not part of the cell's text.
-            found[index] = "".join(t.text or "" for t in _text_runs(element))
+            found[index] = _unescape("".join(t.text or "" for t in _text_runs(element)))
             element.clear()
             if index >= needed:
                 return found
             index += 1
     return None
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPED.sub(lambda found: chr(int(found[1], 16)), text) if "_x" in text else text
 
 
 def _text_runs(si: ElementTree.Element) -> Iterator[ElementTree.Element]:

@@ -1,0 +1,206 @@
+"""Refuse a workbook too big to read safely, before the reader allocates anything (zip bombs).
+
+The reader holds a whole sheet in memory as a dense grid: rows x columns of the range between
+the first and the last cell, blank cells included, at about 100 bytes a cell once read. A file of
+a few megabytes can claim far more, so two caps are checked from what the file declares, before
+parsing:
+
+* ``max_uncompressed_bytes``: the declared unpacked size of a zipped workbook (xlsx, xlsm, xlsb,
+  ods), summed over its parts.
+* ``max_cells``: the sheet's cells. For xlsx/xlsm, from the ``<dimension ref="A1:X9">`` element at
+  the top of the sheet's XML part (found through ``xl/workbook.xml`` and its relationships; only
+  the first bytes are unpacked), and also from the declared size of that part, so that a missing or
+  understated dimension is still caught; for ods, from the declared size of ``content.xml``; for
+  xlsb, from the declared size of its largest worksheet part; for xls, from the file size.
+
+Estimates from a size assume the fewest bytes a cell with a value takes in that format, so a real
+sheet is never estimated above its true size by much. What is not caught before parsing: a sheet
+whose dimension understates a sparse range (a few cells far apart) — see README, "What the
+toolkit trusts".
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from toolkit.errors import UnreadableFileError
+
+#: Declared unpacked size above which a zipped workbook is refused unread.
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
+#: Cells (rows x columns) above which a sheet is refused unread: Excel's 1,048,576 rows by 47
+#: columns, about 5 GB once read. A full-height sheet of 20 columns is well inside.
+DEFAULT_MAX_CELLS = 50_000_000
+
+ZIPPED = {".xlsx", ".xlsm", ".xlsb", ".ods"}
+# zipfile.is_zipfile() says yes to some xls files (a zip signature among their bytes): sniff instead.
+_CFB_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
+# The fewest bytes a cell with a value takes: '<c r="A1"><v>1</v></c>' is 22 in xlsx, and a
+# real sheet averages 30-55 (measured); ods cells carry their type twice; xlsb records are
+# binary; an xls RK record is 10 bytes, MULRK 6 a cell.
+_BYTES_PER_CELL = {".xlsx": 32, ".xlsm": 32, ".ods": 64, ".xlsb": 12, ".xls": 6}
+# Enough for the XML declaration, namespaces and sheetPr that precede <dimension>.
+_HEAD_BYTES = 64 * 1024
+# workbook.xml and its rels name the sheets; far larger ones are not parsed (the biggest
+# worksheet part is checked instead).
+_INDEX_BYTES = 16 * 1024**2
+_DIMENSION = re.compile(rb"<(?:\w+:)?dimension\b[^>]*?\bref\s*=\s*[\"']([^\"']*)[\"']")
+# Wider than Excel's XFD1048576 on purpose: a bomb's dimension is counted, not dismissed.
+_REF = re.compile(r"^\$?([A-Za-z]{1,4})\$?([0-9]{1,12})$")
+_WORKSHEET = re.compile(r"^xl/worksheets/[^/]+\.(xml|bin)$", re.IGNORECASE)
+
+
+def refuse_oversized(
+    path: Path,
+    *,
+    sheet: str | int | None,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+) -> None:
+    """Raise UnreadableFileError when the file declares more than either cap; read nothing else.
+
+    Files that are not what their name says are left to the reader, which reports them itself.
+    """
+    with path.open("rb") as handle:
+        magic = handle.read(8)
+    if magic == _CFB_MAGIC:  # xls: one compound file, cells counted from its size
+        _check_cells(path, None, path.stat().st_size // _BYTES_PER_CELL[".xls"], "from the file size", max_cells)
+        return
+    if not magic.startswith(b"PK") or not zipfile.is_zipfile(path):
+        return  # not a zip, or a broken one: the reader says so
+    suffix = path.suffix.lower() if path.suffix.lower() in ZIPPED else ".xlsx"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+            if declared > max_uncompressed_bytes:
+                raise UnreadableFileError(
+                    f"{path.name}: unpacks to {_mib(declared)} MiB, over the limit of {_mib(max_uncompressed_bytes)} MiB; "
+                    "if the file is trusted, raise it with --max-unpacked-mb N (max_uncompressed_bytes in Python)"
+                )
+            _check_sheet(path, archive, suffix, sheet, max_cells)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise UnreadableFileError(f"{path.name}: not a readable workbook, or the file is corrupt ({exc})") from exc
+
+
+def dimension_cells(ref: str) -> int | None:
+    """Cells in a range reference: ``A1:C10`` -> 30, ``B2`` -> 1; None when not a reference."""
+    parts = ref.split(":")
+    if len(parts) > 2:
+        return None
+    corners = []
+    for part in parts:
+        found = _REF.match(part.strip())
+        if found is None:
+            return None
+        corners.append((_column_number(found[1]), int(found[2])))
+    (col1, row1), (col2, row2) = corners[0], corners[-1]
+    return (abs(row2 - row1) + 1) * (abs(col2 - col1) + 1)
+
+
+def _check_sheet(path: Path, archive: zipfile.ZipFile, suffix: str, sheet: str | int | None, max_cells: int) -> None:
+    per_cell = _BYTES_PER_CELL[suffix]
+    if suffix == ".ods":
+        info = _member(archive, "content.xml")
+        if info is not None:
+            _check_cells(path, None, info.file_size // per_cell, f"from {_size(info.file_size)} of content.xml", max_cells)
+        return
+    located = _xlsx_sheet(archive, sheet) if suffix != ".xlsb" else None
+    if located is None:
+        # The sheet cannot be told apart (xlsb indexes its sheets in binary): judge the biggest.
+        parts = [i for i in archive.infolist() if _WORKSHEET.match(i.filename)]
+        if not parts:
+            return
+        name, info = None, max(parts, key=lambda i: i.file_size)
+    else:
+        name, info = located
+    with archive.open(info) as handle:
+        head = handle.read(_HEAD_BYTES)
+    found = _DIMENSION.search(head.split(b"<sheetData", 1)[0]) if suffix != ".xlsb" else None
+    if found is not None:
+        ref = found[1].decode("ascii", "replace")
+        cells = dimension_cells(ref)
+        if cells is not None:
+            _check_cells(path, name, cells, f"dimension {ref}", max_cells, exact=True)
+    _check_cells(path, name, info.file_size // per_cell, f"from {_size(info.file_size)} of sheet data", max_cells)
+
+
+def _check_cells(path: Path, sheet: str | None, cells: int, source: str, limit: int, *, exact: bool = False) -> None:
+    if cells <= limit:
+        return
+    where = f"{path.name}, sheet {sheet!r}" if sheet is not None else path.name
+    amount = f"{cells:,} cells" if exact else f"about {cells:,} cells"
+    raise UnreadableFileError(
+        f"{where}: {amount} ({source}), over the limit of {limit:,} cells; "
+        "if the file is trusted, raise it with --max-cells N (max_cells in Python)"
+    )
+
+
+def _xlsx_sheet(archive: zipfile.ZipFile, sheet: str | int | None) -> tuple[str, zipfile.ZipInfo] | None:
+    """(name, part) of the sheet the reader will load: named, numbered, or the first visible one."""
+    workbook, rels = _member(archive, "xl/workbook.xml"), _member(archive, "xl/_rels/workbook.xml.rels")
+    if workbook is None or rels is None or max(workbook.file_size, rels.file_size) > _INDEX_BYTES:
+        return None
+    try:  # expat (2.4.1 and later) refuses entity-expansion bombs; nothing external is fetched
+        sheets = [
+            (e.get("name", ""), e.get("state", "visible"), _attribute(e, "id"))
+            for e in ET.fromstring(archive.read(workbook)).iter()
+            if _local(e.tag) == "sheet"
+        ]
+        relationships = ET.fromstring(archive.read(rels)).iter()
+        targets = {e.get("Id"): e.get("Target", "") for e in relationships if _local(e.tag) == "Relationship"}
+    except ET.ParseError:
+        return None  # the reader will say the workbook is corrupt
+    if isinstance(sheet, int):
+        chosen = sheets[sheet : sheet + 1]
+    elif sheet is None:
+        chosen = [s for s in sheets if s[1] == "visible"][:1]
+    else:
+        chosen = [s for s in sheets if s[0] == sheet][:1]
+    if not chosen or targets.get(chosen[0][2]) is None:
+        return None
+    target = str(targets[chosen[0][2]])
+    # Targets are relative to xl/ unless absolute ("/xl/worksheets/sheet1.xml").
+    part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
+    info = _member(archive, _normalise(part))
+    return (chosen[0][0], info) if info is not None else None
+
+
+def _member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo | None:
+    wanted = name.casefold()
+    return next((i for i in archive.infolist() if i.filename.casefold() == wanted), None)
+
+
+def _normalise(part: str) -> str:
+    kept: list[str] = []
+    for piece in part.split("/"):
+        if piece == "..":
+            if kept:
+                kept.pop()
+        elif piece not in ("", "."):
+            kept.append(piece)
+    return "/".join(kept)
+
+
+def _attribute(element: ET.Element, local: str) -> str | None:
+    return next((v for k, v in element.attrib.items() if _local(k) == local), None)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for char in letters.upper():
+        number = number * 26 + ord(char) - 64
+    return number
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024**2:,.0f}"
+
+
+def _size(size: int) -> str:
+    return f"{_mib(size)} MiB" if size >= 1024**2 else f"{size / 1024:,.0f} KiB"

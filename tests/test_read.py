@@ -22,7 +22,17 @@ from tests.conftest import CUSTOMER_HEADERS, DATA, ODDFILES, ExcelError, custome
 from toolkit import xlsx
 from toolkit.errors import SheetError, UnreadableFileError
 from toolkit.match import map_sheet
-from toolkit.read import ROW, _duration_text, _reader_boundary, column_letter, open_sheet, read_grid, read_rows, sheet_names
+from toolkit.read import (
+    ROW,
+    _duration_text,
+    _reader_boundary,
+    as_text,
+    column_letter,
+    open_sheet,
+    read_grid,
+    read_rows,
+    sheet_names,
+)
 from toolkit.specs import parse_spec
 from toolkit.validate import validate
 
@@ -499,3 +509,21 @@ def test_typed_and_text_reads_judge_every_row_alike(tmp_path_factory: pytest.Tem
     assert typed.errors.select("row", "column", "rule").sort("row", "rule").rows() == text.errors.select(
         "row", "column", "rule"
     ).sort("row", "rule").rows()
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (dt.timedelta(hours=1, minutes=2, seconds=3), "1:02:03"),
+        (dt.timedelta(hours=30, milliseconds=100), "30:00:00.100"),
+        (dt.datetime(2020, 1, 15, 13, 30, 15, 500000), "2020-01-15 13:30:15.500"),
+        (dt.datetime(2020, 1, 15), "2020-01-15 00:00:00"),
+        (12.0, "12"),
+        (1 / 3, "0.3333333333333333"),
+        (True, "true"),
+    ],
+)
+def test_typed_cells_read_as_text_the_way_the_sheet_shows_them(value: object, text: str) -> None:
+    frame = pl.DataFrame({"c": [value, None]})
+
+    assert frame.select(as_text(pl.col("c"), frame.schema["c"])).to_series().to_list() == [text, None]

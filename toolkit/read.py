@@ -383,12 +383,16 @@ def as_text(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if dtype == pl.Date:
         return value.dt.to_string("%Y-%m-%d")
     if isinstance(dtype, pl.Duration):
-        seconds = value.dt.total_seconds()
+        millis = value.dt.total_milliseconds()
+        seconds = millis // 1000
+        thousandths = (millis % 1000).cast(pl.String).str.zfill(3)
+        fraction = pl.when(millis % 1000 != 0).then(pl.format(".{}", thousandths)).otherwise(pl.lit(""))
         return pl.format(
-            "{}:{}:{}",
+            "{}:{}:{}{}",
             seconds // 3600,
             (seconds % 3600 // 60).cast(pl.String).str.zfill(2),
             (seconds % 60).cast(pl.String).str.zfill(2),
+            fraction,
         )
     if dtype == pl.Null:
         return value.cast(pl.String)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +22,7 @@ from toolkit.read import Grid, open_sheet, text_frame
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
 from toolkit.validate import ERROR_SCHEMA, ROW, Validated, validate
+from toolkit.workers import Pool
 
 log = logging.getLogger("toolkit")
 Clock = Callable[[], datetime]
@@ -296,15 +295,10 @@ def _prepare_all(files: list[Path], options: _Options, workers: int) -> Iterator
         for index, path in enumerate(files):
             yield index, _prepare_or_error(path, options)
         return
-    # spawn, not fork: polars and DuckDB run thread pools, which a forked child would inherit broken.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_prepare_or_error, path, options): index for index, path in enumerate(files)}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    with Pool(workers, _prepare_or_error) as pool:
+        for index, result in pool.run([(path.name, (path, options)) for path in files]):
+            assert isinstance(result, Prepared | ToolkitError)
+            yield index, result
 
 
 def _prepare_or_error(path: Path, options: _Options) -> Prepared | ToolkitError:

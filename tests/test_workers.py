@@ -1,0 +1,80 @@
+"""Worker processes for ingest_many: results, a worker that dies, a bug, the caller's script."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CUSTOMER_HEADERS, ROOT, customer, write_workbook
+from toolkit.errors import HeaderError, UnreadableFileError
+from toolkit.workers import Pool, WorkerError
+
+
+def square(value: int) -> int:
+    return value * value
+
+
+def die_on(value: int) -> int:
+    if value == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # as a reader crash would take the process down
+    return value
+
+
+def refuse(value: int) -> int:
+    if value == 2:
+        raise HeaderError(f"file {value}: no table spec matches the headers")
+    if value == 4:
+        raise ZeroDivisionError("a bug")
+    return value
+
+
+def test_every_job_comes_back_with_its_index() -> None:
+    with Pool(2, square) as pool:
+        results = dict(pool.run([(f"job {n}", (n,)) for n in range(10)]))
+
+    assert results == {n: n * n for n in range(10)}
+
+
+def test_a_worker_that_dies_costs_only_its_job() -> None:
+    with Pool(2, die_on) as pool:
+        results = dict(pool.run([(f"file{n}.xlsx", (n,)) for n in range(6)]))
+
+    crashed = results.pop(3)
+    assert isinstance(crashed, UnreadableFileError)
+    assert str(crashed).startswith("file3.xlsx: the reader crashed on this file")
+    assert results == {0: 0, 1: 1, 2: 2, 4: 4, 5: 5}
+
+
+def test_toolkit_errors_come_back_as_results_and_a_bug_raises_with_its_traceback() -> None:
+    with Pool(1, refuse) as pool:
+        results = pool.run([(f"file{n}", (n,)) for n in range(6)])
+        assert next(results) == (0, 0)
+        assert next(results) == (1, 1)
+        index, error = next(results)
+        assert index == 2 and isinstance(error, HeaderError)
+        assert next(results) == (3, 3)
+        with pytest.raises(WorkerError, match=r"(?s)file4: unexpected ZeroDivisionError: a bug.*Traceback"):
+            next(results)
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_the_workers(tmp_path: Path) -> None:
+    # multiprocessing's spawn would import the caller's script in every worker and start it over.
+    books = [write_workbook(tmp_path / f"c{n}.xlsx", [CUSTOMER_HEADERS, customer(n)]) for n in (1, 2, 3)]
+    script = tmp_path / "load.py"
+    script.write_text(
+        "import toolkit\n"
+        "print('started', flush=True)\n"
+        f"outcomes = toolkit.ingest_many({[str(b) for b in books]!r}, db={str(tmp_path / 'w.duckdb')!r}, workers=2)\n"
+        "print(sum(o.inserted for o in outcomes))\n",
+        encoding="utf-8",
+    )
+
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["started", "3"]

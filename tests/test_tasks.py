@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +279,9 @@ def test_submit_wait_prints_the_summaries_ingest_prints(cluster: Cluster, tmp_pa
 def test_the_same_file_submitted_twice_at_once_loads_once(cluster: Cluster, tmp_path: Path) -> None:
     book = customers_book(tmp_path / "twice.xlsx", range(101_000, 101_400))
     first, second = cluster.submit([book]), cluster.submit([book])
+    both_sent = datetime.now()
     (one,), (two,) = cluster.outcome(first), cluster.outcome(second)
+    assert one.started_at is not None and one.started_at > both_sent  # both were waiting when it loaded
     assert one.run_id == two.run_id and one.inserted == 400
     entries = [e for e in (cluster.spool / "entries").iterdir() if Spool(cluster.spool).source(e.name) == str(book)]
     assert len(entries) == 1
@@ -287,6 +290,18 @@ def test_the_same_file_submitted_twice_at_once_loads_once(cluster: Cluster, tmp_
     assert again.run_id != one.run_id and (again.inserted, again.skipped) == (0, 400)
     runs = cluster.query(f"SELECT run_id, status FROM _runs WHERE file_sha256 = '{one.file_sha256}' ORDER BY started_at")
     assert runs == [(one.run_id, "completed"), (again.run_id, "completed")]
+
+
+def test_load_one_spool_entry_again(cluster: Cluster, tmp_path: Path) -> None:
+    book = customers_book(tmp_path / "entry.xlsx", range(101_500, 101_520))
+    (first,) = cluster.outcome(cluster.submit([book]))
+    spool = Spool(cluster.spool)
+    (entry,) = [e.name for e in (spool.root / "entries").iterdir() if spool.source(e.name) == str(book)]
+    result = cluster_client._client(cluster.broker).send_task("toolkit.load", args=(entry,))
+    wait_for(result.ready, WAIT, lambda: cluster.tail("writer"))
+    again = result.result["summary"]
+    assert again["run_id"] != first.run_id and (again["inserted"], again["skipped"]) == (0, 20)
+    assert spool.loaded(entry)["summary"]["run_id"] == again["run_id"]
 
 
 def test_files_staged_into_the_spool_need_no_share(cluster: Cluster, tmp_path: Path) -> None:

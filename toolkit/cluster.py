@@ -70,8 +70,9 @@ def celery_config(broker: str) -> dict[str, Any]:
             "unacked_restore_throttle": 1,
         },
         "broker_connection_retry_on_startup": True,
-        # On losing Redis, running tasks stop: their messages come back and the reruns are idempotent.
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # On losing Redis, running tasks go on (a load does not need Redis until it reports); Celery's
+        # other choice terminates them mid-load, and a task terminated while Redis is down is lost.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "result_expires": 7 * 24 * 3600,
         "redis_socket_connect_timeout": 5,
     }
@@ -176,9 +177,9 @@ class Submission:
             time.sleep(poll)
         # Read the stored result rather than get(): get() subscribes to Redis, and an unfinished
         # subscription is torn down noisily when the interpreter exits.
-        value = self._result.result
-        if self._result.failed():
-            raise RuntimeError(f"submission {self.id} failed on a worker: {value!r}")
+        value, state = self._result.result, self._result.state
+        if state != states.SUCCESS:
+            raise RuntimeError(f"submission {self.id} ended {state} on a worker: {value!r}")
         return list(value)
 
 

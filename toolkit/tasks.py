@@ -25,14 +25,18 @@ child forked from a process that has started polars' thread pool deadlocks.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery, states
-from celery.signals import worker_ready
+from celery.exceptions import CPendingDeprecationWarning
+from celery.signals import celeryd_after_setup, worker_ready
 
 from toolkit import errors
 from toolkit.cluster import (
@@ -55,6 +59,7 @@ from toolkit.spool import Spool, decode, entry_id
 # The submitting side lives in toolkit.cluster (no task code needed there); offered here too.
 __all__ = ["Submission", "SubmissionProgress", "app", "configure", "run_worker", "submit", "summary_from_dict"]
 
+log = logging.getLogger("toolkit")
 app = Celery("toolkit")
 app.conf.update(celery_config(settings("broker")))
 
@@ -134,6 +139,15 @@ def _resume_on_start(sender: Any = None, **_: Any) -> None:
         resume.apply_async()
 
 
+@celeryd_after_setup.connect
+def _keep_running_tasks_quietly(**_: Any) -> None:
+    # Running tasks are kept on a lost connection (see celery_config); Celery warns about that choice
+    # at every connection loss whatever the setting says. Installed after Celery's own warning filters.
+    warnings.filterwarnings(
+        "ignore", message="(?s).*worker_cancel_long_running_tasks_on_connection_loss", category=CPendingDeprecationWarning
+    )
+
+
 # --- the writer --------------------------------------------------------------------------------
 
 
@@ -188,7 +202,7 @@ def _load_entry(spool: Spool, writer: _Writer, entry: str, record: dict[str, Any
     )
     # The run has committed; a crash before the next line costs a second run that skips every row.
     loaded = summary.to_dict()
-    spool.mark_loaded(entry, {"stamp": redis_time(), "database": writer.db, "task_id": record["task_id"], "summary": loaded})
+    spool.mark_loaded(entry, {"stamp": _stamp(), "database": writer.db, "task_id": record["task_id"], "summary": loaded})
     return loaded
 
 
@@ -213,6 +227,17 @@ class _Writer:
             self.warehouse.close()
 
 
+def _stamp() -> float:
+    """When this load committed, on the tickets' clock (Redis); this host's clock if Redis stays away."""
+    for _ in range(15):
+        try:
+            return redis_time()
+        except ClusterError:
+            time.sleep(2)
+    log.warning("Redis unreachable for 30 s: the loaded marker carries this host's clock")
+    return time.time()
+
+
 def _reporter(task_id: str, file: str, done: int, total: int) -> Callable[[Progress], None]:
     last = [0.0]
 
@@ -222,7 +247,10 @@ def _reporter(task_id: str, file: str, done: int, total: int) -> Callable[[Progr
             return  # at most two updates a second reach Redis
         last[0] = now
         meta = {"file": file, "done": done, "total": total, "rows_done": progress.rows_done, "rows_total": progress.rows_total}
-        load_batch.update_state(task_id=task_id, state="PROGRESS", meta=meta)
+        try:
+            load_batch.update_state(task_id=task_id, state="PROGRESS", meta=meta)
+        except (redis.RedisError, OSError):
+            log.warning("progress of %s not reported: Redis unreachable; the load goes on", file)
 
     return report
 

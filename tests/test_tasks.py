@@ -78,7 +78,7 @@ class Cluster:
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
-            "PYTHONPATH": str(HOOKS),
+            "PYTHONPATH": os.pathsep.join([str(HOOKS), *filter(None, [os.environ.get("PYTHONPATH")])]),
             "TOOLKIT_TEST_HOOKS": str(self.flags),
             "TOOLKIT_VISIBILITY_TIMEOUT": str(VISIBILITY),
         }

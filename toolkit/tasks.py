@@ -120,7 +120,7 @@ def load(self: Any, spool_id: str, *, ticket: float | None = None, batch_size: i
     spool = Spool(settings("spool"))
     outcome = {"file": spool.source(spool_id), "spool_id": spool_id, "table": spool.read_spec(spool_id).table}
     record = {"task_id": self.request.id, "ticket": ticket or redis_time(), "batch_size": batch_size, "on_conflict": on_conflict}
-    return run_batch({**record, "outcomes": [outcome]})[0]
+    return run_batch({**record, "outcomes": [outcome], "single": True})[0]
 
 
 @app.task(name="toolkit.resume")
@@ -128,7 +128,8 @@ def resume() -> int:
     """Finish the batches a crashed writer left, and answer their submitters now."""
     claimed = Spool(settings("spool")).claimed()
     for record in claimed:
-        app.backend.store_result(record["task_id"], run_batch(record), states.SUCCESS)
+        outcomes = run_batch(record)
+        app.backend.store_result(record["task_id"], outcomes[0] if record.get("single") else outcomes, states.SUCCESS)
     return len(claimed)
 
 

@@ -11,8 +11,10 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from toolkit import __version__
 from toolkit.errors import ToolkitError
@@ -92,6 +94,35 @@ def build_parser() -> argparse.ArgumentParser:
     rejects.add_argument("--table", help="only the latest run of this table")
     rejects.add_argument("--out", type=Path, required=True, metavar="PATH.xlsx", help="the workbook to write")
     rejects.add_argument("--spec", action="append", default=[], type=Path, metavar="PATH", help=_SPEC_HELP)
+
+    submit = commands.add_parser("submit", help="enqueue workbooks for the cluster's workers (see `worker`)")
+    submit.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".xlsx, .xlsm, .xlsb, .xls or .ods")
+    submit.add_argument("--wait", action="store_true", help="wait for the loads; print the summaries like `ingest`")
+    submit.add_argument("--table", help="table spec to use (default: chosen from the headers)")
+    submit.add_argument("--sheet", help="sheet name (default: the first visible sheet)")
+    submit.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: found)")
+    submit.add_argument("--batch-size", type=_positive, default=1000, metavar="N", help="rows per commit (default: %(default)s)")
+    submit.add_argument(
+        "--spec", action="append", default=[], type=Path, metavar="PATH", help="TOML spec file or folder (repeatable)"
+    )
+    submit.add_argument("--on-conflict", choices=("reject", "update"), default="reject", help="as for `ingest`")
+    submit.add_argument("--json", action="store_true", help="print one JSON object per sheet (JSON Lines)")
+    submit.add_argument("--broker", metavar="URL", help="Redis URL (default: $TOOLKIT_BROKER_URL or redis://127.0.0.1:6379/0)")
+    submit.add_argument("--spool", type=Path, metavar="DIR", help="copy the files into this spool for workers to read")
+    submit.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS", help="with --wait: give up after this long")
+    submit.add_argument("--quiet", action="store_true", help="with --wait: no progress on stderr")
+
+    worker = commands.add_parser("worker", help="run a cluster worker: reads files, or with --warehouse loads them")
+    worker.add_argument("--warehouse", action="store_true", help="be the warehouse writer (run exactly one)")
+    worker.add_argument("--db", type=Path, help="with --warehouse: DuckDB file (default: $TOOLKIT_DB or warehouse.duckdb)")
+    worker.add_argument(
+        "--spool", type=Path, metavar="DIR", help="spool folder shared by all workers (default: $TOOLKIT_SPOOL or spool)"
+    )
+    worker.add_argument("--concurrency", type=_positive, metavar="N", help="read processes (default: the cores; the writer: 1)")
+    worker.add_argument("--broker", metavar="URL", help="Redis URL (default: $TOOLKIT_BROKER_URL or redis://127.0.0.1:6379/0)")
+    worker.add_argument(
+        "--loglevel", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="(default: %(default)s)"
+    )
     return parser
 
 
@@ -107,7 +138,7 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"ingest": _ingest, "infer": _infer, "report": _report, "rejects": _rejects}
+    commands = {"ingest": _ingest, "infer": _infer, "report": _report, "rejects": _rejects, "submit": _submit, "worker": _worker}
     try:
         return commands[args.command](args)
     except ToolkitError as exc:
@@ -194,6 +225,97 @@ def _rejects(args: argparse.Namespace) -> int:
         choose = f" --sheet {sheet.name}" if len(sheets) > 1 else ""
         print(f"correct the highlighted cells, then: python -m toolkit ingest {args.out}{choose} --db {args.db}")
     return EXIT_OK
+
+
+def _cluster(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(f"toolkit.{module}")
+    except ImportError as exc:  # the cluster is an optional extra
+        raise ToolkitError(f"the cluster needs Celery and Redis: pip install 'toolkit[cluster]' ({exc})") from exc
+
+
+def _submit(args: argparse.Namespace) -> int:
+    submission = _cluster("cluster").submit(
+        args.files,
+        table=args.table,
+        sheet=args.sheet,
+        header_row=args.header_row,
+        spec_paths=args.spec,
+        batch_size=args.batch_size,
+        on_conflict=args.on_conflict,
+        broker=args.broker,
+        spool=args.spool,
+    )
+    if not args.wait:
+        if args.json:
+            print(json.dumps({"submission": submission.id, "files": list(submission.files)}), flush=True)
+        else:
+            print(f"submitted {len(submission.files)} file(s) as {submission.id}", flush=True)
+        return EXIT_OK
+    progress = _ClusterProgress()
+    try:
+        outcomes = submission.summaries(timeout=args.timeout, on_progress=None if args.quiet else progress)
+    finally:
+        progress.finish()
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, ToolkitError):
+            if outcomes.index(outcome) == index:
+                print(f"error: {outcome}", file=sys.stderr)
+        elif args.json:
+            print(json.dumps(outcome.to_dict(), ensure_ascii=False, default=str), flush=True)
+        else:
+            print(outcome.text(), flush=True)
+    ok = all(isinstance(o, IngestSummary) for o in outcomes)
+    return EXIT_OK if ok else EXIT_BAD_INPUT
+
+
+def _worker(args: argparse.Namespace) -> int:
+    if args.db is not None and not args.warehouse:
+        raise ToolkitError("--db is the writer's warehouse: add --warehouse, or leave --db out for a read worker")
+    _cluster("tasks").run_worker(
+        writer=args.warehouse,
+        db=args.db,
+        spool=args.spool,
+        broker=args.broker,
+        concurrency=args.concurrency,
+        loglevel=args.loglevel,
+    )
+    return EXIT_OK
+
+
+class _ClusterProgress:
+    """One stderr line each time a submission moves on (a redrawn line on a terminal)."""
+
+    def __init__(self) -> None:
+        self.last = ""
+        self.tty = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.hinted = False
+
+    def __call__(self, progress: Any) -> None:
+        if progress.loading is not None:
+            line = f"loading {progress.loaded + 1}/{progress.to_load} {progress.loading}"
+            if self.tty:
+                line += f": {progress.rows_done:,}/{progress.rows_total:,} rows"
+        elif progress.state in ("SUCCESS", "FAILURE"):
+            line = f"done: {progress.files} file(s)"
+        elif progress.state == "PENDING" and progress.read == progress.files:
+            line = f"read {progress.read}/{progress.files} files, waiting for the writer"
+        else:
+            line = f"read {progress.read}/{progress.files} files"
+        if line != self.last:
+            sys.stderr.write(("\r\x1b[K" if self.tty else "") + line + ("" if self.tty else "\n"))
+            sys.stderr.flush()
+            self.last = line
+        if not self.hinted and progress.read == 0 and time.monotonic() - self.started > 15:
+            sys.stderr.write(("\n" if self.tty else "") + "no file read yet: is a worker running? (python -m toolkit worker)\n")
+            self.hinted = True
+
+    def finish(self) -> None:
+        if self.tty and self.last:
+            sys.stderr.write("\n")
 
 
 def _progress_bar(progress: Progress) -> None:

@@ -9,9 +9,11 @@ Hierarchy::
     │   └── HeaderError              required columns missing, two headers for one column,
     │                                no table spec matches the headers
     ├── SpecError                a table spec is malformed (names the spec and what is wrong)
-    └── WarehouseError           the DuckDB warehouse cannot be used
-        ├── WarehouseBusyError       another process holds the warehouse's write lock
-        └── SchemaChangeError        a spec change the warehouse table cannot take
+    ├── WarehouseError           the DuckDB warehouse cannot be used
+    │   ├── WarehouseBusyError       another process holds the warehouse's write lock
+    │   └── SchemaChangeError        a spec change the warehouse table cannot take
+    └── ClusterError             the task queue (Redis) or the workers cannot be used (toolkit.tasks)
+        └── SpoolError               a spool entry is missing, unreadable or from another toolkit
 
 Third-party errors (fastexcel, calamine, duckdb, Rust panics) are translated where the toolkit
 calls them, with ``raise ... from exc`` so the cause stays inspectable.
@@ -54,3 +56,11 @@ class WarehouseBusyError(WarehouseError):
 
 class SchemaChangeError(WarehouseError):
     """A spec change the existing table cannot take (narrowing, new required column, new key)."""
+
+
+class ClusterError(ToolkitError):
+    """The task queue cannot be reached, or a submission did not finish in time."""
+
+
+class SpoolError(ClusterError):
+    """A spool entry is missing, unreadable, or cannot be rebuilt by this toolkit."""

@@ -83,6 +83,18 @@ def write_workbook(
     return path
 
 
+def hidden_first_workbook(path: Path) -> Path:
+    """A workbook whose first sheet ("Sheet1", holding "hidden") is hidden; the second ("Shown") is not."""
+    book = xlsxwriter.Workbook(str(path))
+    hidden, shown = book.add_worksheet("Sheet1"), book.add_worksheet("Shown")
+    hidden.write(0, 0, "hidden")
+    shown.write(0, 0, "shown")
+    shown.activate()  # xlsxwriter will not hide the active sheet
+    hidden.hide()
+    book.close()
+    return path
+
+
 @pytest.fixture
 def workbook(tmp_path: Path) -> Callable[..., Path]:
     """Factory: ``workbook(rows, name="x.xlsx", **options)`` -> path of a new workbook."""

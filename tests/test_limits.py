@@ -8,10 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import xlsxwriter
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, ODDFILES, customer, declare_size, rewrite_member
+from tests.conftest import CUSTOMER_HEADERS, ODDFILES, customer, declare_size, hidden_first_workbook, rewrite_member
 from toolkit.errors import UnreadableFileError
 from toolkit.limits import DEFAULT_MAX_CELLS, dimension_cells, refuse_oversized
 from toolkit.read import read_grid
@@ -101,13 +100,7 @@ def test_the_sheet_that_will_be_read_is_judged_not_another(workbook: Workbook) -
 
 def test_a_hidden_first_sheet_is_not_judged_when_the_first_visible_one_is_read(tmp_path: Path) -> None:
     path = tmp_path / "hidden.xlsx"
-    book = xlsxwriter.Workbook(str(path))
-    hidden, shown = book.add_worksheet("Sheet1"), book.add_worksheet("Shown")
-    hidden.write(0, 0, "hidden")
-    shown.write(0, 0, "shown")
-    shown.activate()  # xlsxwriter will not hide the active sheet
-    hidden.hide()
-    book.close()
+    hidden_first_workbook(path)
     with_dimension(path, "A1:CV10000000")
 
     assert read_grid(path).sheet == "Shown"

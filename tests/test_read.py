@@ -14,11 +14,10 @@ from typing import Any
 
 import polars as pl
 import pytest
-import xlsxwriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CUSTOMER_HEADERS, DATA, ODDFILES, ExcelError, customer, write_workbook
+from tests.conftest import CUSTOMER_HEADERS, DATA, ODDFILES, ExcelError, customer, hidden_first_workbook, write_workbook
 from toolkit import xlsx
 from toolkit.errors import SheetError, UnreadableFileError
 from toolkit.match import map_sheet
@@ -157,13 +156,7 @@ def test_a_missing_sheet_is_a_sheet_error_listing_the_sheets(workbook: Workbook)
 
 def test_hidden_sheets_are_skipped_by_default_but_load_by_name(tmp_path: Path) -> None:
     path = tmp_path / "hidden-first.xlsx"
-    book = xlsxwriter.Workbook(str(path))
-    hidden, shown = book.add_worksheet("Sheet1"), book.add_worksheet("Shown")
-    hidden.write(0, 0, "hidden")
-    shown.write(0, 0, "shown")
-    shown.activate()  # xlsxwriter will not hide the active sheet
-    hidden.hide()
-    book.close()
+    hidden_first_workbook(path)
 
     assert read_grid(path).sheet == "Shown"
     assert read_grid(path, sheet="Sheet1").cells["A"].to_list() == ["hidden"]

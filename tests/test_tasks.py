@@ -363,6 +363,31 @@ def test_resume_finishes_a_claimed_batch_and_answers_its_submitter(
     assert spool.claimed() == [] and spool.loaded("e1")["summary"]["run_id"] == stored.result[0]["summary"]["run_id"]
 
 
+def test_the_notebook_app_runs_on_the_cluster_and_shows_the_rejected_rows(cluster: Cluster, tmp_path: Path) -> None:
+    from toolkit.widgets import CLUSTER, IngestApp
+
+    book = customers_book(tmp_path / "from_the_app.xlsx", range(730_000, 730_100), defects=True)
+    cluster.submitted.append(book)
+    app = IngestApp(db=tmp_path / "unused.duckdb")
+    app.select(book)
+    app.where.value = CLUSTER
+    app.broker.value = cluster.broker
+    assert app.broker.layout.display is None  # the cluster's settings show once it is chosen
+
+    app.start_run()
+    app.wait(timeout=WAIT)
+
+    local = ingest(book, db=tmp_path / "local.duckdb")
+    (summary,) = app.summaries
+    assert {k: summary.to_dict()[k] for k in COUNTS} == {k: local.to_dict()[k] for k in COUNTS}
+    assert app.status.value.startswith("done on the cluster: 1 run(s)")
+    assert not (tmp_path / "unused.duckdb").exists()  # the writer loaded its own warehouse
+    # Summaries from the cluster carry no row frames: the rejected rows are rebuilt from the errors.
+    failing = sorted({e["row"] for e in local.errors})
+    assert summary.rejected["__row"].to_list() == failing
+    assert f"<td>{failing[0]}</td>" in app.rejects_view.value
+
+
 def test_the_warehouse_equals_a_local_ingest_of_the_same_files(cluster: Cluster, tmp_path: Path) -> None:
     files = list(dict.fromkeys(cluster.submitted))
     local = tmp_path / "local.duckdb"

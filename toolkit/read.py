@@ -108,12 +108,7 @@ def read_grid(
             declares more than a cap.
         SheetError: the named sheet does not exist.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UnreadableFileError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise UnreadableFileError(f"{path.name}: the file is empty (0 bytes); it is not a workbook")
-    refuse_oversized(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
+    path = _readable(Path(path), sheet, max_cells, max_uncompressed_bytes)
     with _reader_boundary(path):
         reader = _open(path)
         names = list(reader.sheet_names)
@@ -169,12 +164,7 @@ def open_sheet(
 
     Raises the same errors as :func:`read_grid`, the caps included.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UnreadableFileError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise UnreadableFileError(f"{path.name}: the file is empty (0 bytes); it is not a workbook")
-    refuse_oversized(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
+    path = _readable(Path(path), sheet, max_cells, max_uncompressed_bytes)
     quick = _quick_head(path, sheet, head_rows, prefer_sheet)
     if quick is not None:
         return quick
@@ -403,6 +393,16 @@ def text_frame(frame: pl.DataFrame, columns: list[str] | None = None) -> pl.Data
     """The cell columns (default: every column but ``__row``) as text (see :func:`as_text`)."""
     names = [c for c in frame.columns if c != ROW] if columns is None else columns
     return frame.with_columns(as_text(pl.col(c), frame.schema[c]).alias(c) for c in names)
+
+
+def _readable(path: Path, sheet: str | int | None, max_cells: int, max_uncompressed_bytes: int) -> Path:
+    """``path``, once it is known to be a file worth opening: present, not empty, within the caps."""
+    if not path.is_file():
+        raise UnreadableFileError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise UnreadableFileError(f"{path.name}: the file is empty (0 bytes); it is not a workbook")
+    refuse_oversized(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
+    return path
 
 
 def _load(reader: fastexcel.ExcelReader, path: Path, names: list[str], sheet: str | int | None) -> fastexcel.ExcelSheet:

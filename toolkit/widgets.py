@@ -23,6 +23,7 @@ import base64
 import functools
 import logging
 import math
+import os
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -69,6 +70,26 @@ _STYLE = """<style>
 .tk-app td.tk-cell-bad{background:#ffebe9;color:#82071e;font-weight:600}
 .tk-app ul.tk-reasons{margin:0;padding-left:1.1rem}
 </style>"""
+
+
+KERNEL, CLUSTER = "kernel", "cluster"
+
+
+def with_rejected_rows(summary: IngestSummary) -> IngestSummary:
+    """A summary whose rejected rows are known only from its errors (one that came back from the
+    cluster carries no row frames) gets them rebuilt: each row's failing cells and its reasons."""
+    if not summary.failed or not summary.rejected.is_empty():
+        return summary
+    rows: dict[int, dict[str, Any]] = {}
+    for error in summary.errors:
+        row = rows.setdefault(int(error["row"]), {ROW: int(error["row"]), "reasons": []})
+        row["reasons"].append(error["message"])
+        if error.get("column"):
+            row[str(error["column"])] = error.get("value")
+    headers = sorted({key for row in rows.values() for key in row if key not in (ROW, "reasons")})
+    schema: dict[str, Any] = {ROW: pl.Int64, **dict.fromkeys(headers, pl.String), "reasons": pl.List(pl.String)}
+    frame = pl.DataFrame([{**dict.fromkeys(headers), **row} for row in rows.values()], schema=schema).sort(ROW)
+    return replace(summary, rejected=frame)
 
 
 class IngestApp:
@@ -123,6 +144,27 @@ class IngestApp:
         )
         self.batch_size = w.BoundedIntText(value=batch_size, min=1, max=10_000_000, description="Batch size", style=wide)
         self.db = w.Text(value=str(db), description="Warehouse", style=wide, layout=w.Layout(width="60%"))
+        self.where = w.ToggleButtons(
+            options=[("in this kernel", KERNEL), ("on the cluster", CLUSTER)],
+            value=KERNEL,
+            description="Run",
+            style=wide,
+            tooltips=["read and load here", "send the workbooks to the Celery workers; their writer loads its warehouse"],
+        )
+        cluster_row = w.Layout(width="60%", display="none")
+        self.broker = w.Text(
+            value=os.environ.get("TOOLKIT_BROKER_URL", "redis://127.0.0.1:6379/0"),
+            description="Broker",
+            style=wide,
+            layout=cluster_row,
+        )
+        self.spool = w.Text(
+            value=os.environ.get("TOOLKIT_SPOOL", ""),
+            description="Spool",
+            placeholder="empty: the workers read the workbooks where they are",
+            style=wide,
+            layout=w.Layout(width="60%", display="none"),
+        )
         self.preview_button = w.Button(description="Preview", icon="eye", tooltip="Validate without writing")
         self.run_button = w.Button(description="Run", icon="play", button_style="primary", tooltip="Load into the warehouse")
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True, tooltip="Stop after the current batch")
@@ -145,6 +187,7 @@ class IngestApp:
         self.export_view = w.HTML()
 
         self.files.observe(self._on_files, names="value")
+        self.where.observe(self._on_where, names="value")
         self.upload.observe(self._on_upload, names="value")
         self.preview_button.on_click(lambda _: self.start_preview())
         self.run_button.on_click(lambda _: self.start_run())
@@ -170,6 +213,9 @@ class IngestApp:
                 self.table,
                 self.batch_size,
                 self.db,
+                self.where,
+                self.broker,
+                self.spool,
                 w.HBox([self.preview_button, self.run_button, self.cancel_button]),
                 w.HBox([self.progress, self.status]),
                 self.message,
@@ -245,8 +291,16 @@ class IngestApp:
         self._start(self._preview_job)
 
     def start_run(self) -> None:
-        """Ingest the chosen workbooks (in the background); parents load before children."""
-        self._start(self._run_job)
+        """Ingest the chosen workbooks (in the background); parents load before children.
+
+        With "on the cluster" chosen, the workbooks are submitted to the Celery workers
+        (``toolkit.cluster.submit``) and the app waits for their summaries instead.
+        """
+        self._start(self._cluster_job if self.where.value == CLUSTER else self._run_job)
+
+    def _on_where(self, _: object = None) -> None:
+        shown = None if self.where.value == CLUSTER else "none"
+        self.broker.layout.display = self.spool.layout.display = shown
 
     def cancel(self) -> None:
         """Stop after the current batch (or the workbook being read or previewed).
@@ -379,6 +433,47 @@ class IngestApp:
         inserted = sum(s.inserted for s in summaries)
         cancelled = not_started > 0 or any(s.status == "cancelled" for s in summaries)
         self.status.value = f"{'cancelled' if cancelled else 'done'}: {len(summaries)} run(s), {inserted:,} rows inserted"
+
+    def _cluster_job(self, paths: list[Path]) -> None:
+        try:
+            from toolkit.cluster import submit
+        except ImportError as exc:  # Celery is an extra: the app works without it
+            raise ToolkitError(f"running on the cluster needs Celery: pip install -e '.[cluster]' ({exc})") from exc
+        self._stop_note = "nothing: the cluster goes on, the app stops waiting"
+        self.status.value = f"submitting {len(paths)} workbook(s)…"
+        submission = submit(
+            paths,
+            table=self.table.value or None,
+            sheet=self.sheet.value or None,
+            batch_size=self.batch_size.value,
+            broker=self.broker.value.strip() or None,
+            spool=self.spool.value.strip() or None,
+        )
+        while not submission.ready():
+            if self._stop.is_set():
+                self.status.value = f"stopped waiting: submission {escape(submission.id)} goes on on the cluster"
+                return
+            self._on_cluster_progress(submission.progress())
+            self._stop.wait(0.3)
+        outcomes = submission.summaries(timeout=60)
+        summaries = [with_rejected_rows(o) for o in outcomes if isinstance(o, IngestSummary)]
+        failures = [str(o) for o in outcomes if not isinstance(o, IngestSummary)]
+        note = f"Loaded on the cluster (submission {submission.id}), into the warehouse of its writer."
+        self._show_results(summaries, failures, note=note)
+        inserted = sum(s.inserted for s in summaries)
+        self.progress.value = self.progress.max
+        self.status.value = f"done on the cluster: {len(summaries)} run(s), {inserted:,} rows inserted"
+
+    def _on_cluster_progress(self, progress: Any) -> None:
+        if progress.rows_total:
+            self.progress.max, self.progress.value = progress.rows_total, progress.rows_done
+            self.status.value = (
+                f"cluster: loading {escape(progress.loading or '')} ({progress.loaded + 1} of {progress.to_load}): "
+                f"{progress.rows_done:,} / {progress.rows_total:,} rows"
+            )
+        else:
+            self.progress.max, self.progress.value = max(1, progress.files), progress.read
+            self.status.value = f"cluster: {progress.read} of {progress.files} workbook(s) read, {progress.state.lower()}"
 
     def _on_progress(self, progress: Progress, index: int, count: int) -> None:
         self.progress.max = max(1, progress.rows_total)

@@ -83,6 +83,15 @@ def write_workbook(
     return path
 
 
+def corpus(name: str) -> Path:
+    """A file of the shared odd-file corpus; the test is skipped, saying so, where the corpus is absent
+    (a user's clone has no ../shared)."""
+    path = ODDFILES / name
+    if not path.exists():
+        pytest.skip(f"corpus file {path} is not available (../shared/data/oddfiles)")
+    return path
+
+
 def hidden_first_workbook(path: Path) -> Path:
     """A workbook whose first sheet ("Sheet1", holding "hidden") is hidden; the second ("Shown") is not."""
     book = xlsxwriter.Workbook(str(path))

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, ODDFILES, ExcelError, customer, loan
+from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, ExcelError, corpus, customer, loan
 from toolkit.errors import HeaderError, SheetError
 from toolkit.match import HEADER_SEARCH_ROWS, MappedSheet, map_sheet, normalize_header
 from toolkit.read import ROW, read_grid
@@ -174,7 +174,7 @@ def test_an_empty_sheet_is_a_sheet_error(workbook: Workbook, rows: list[list[Any
 @pytest.mark.parametrize("name", ["fastexcel__empty.xlsx", "fastexcel__empty.ods"])
 def test_an_empty_sheet_from_the_corpus_is_a_sheet_error(name: str) -> None:
     with pytest.raises(SheetError, match="the sheet is empty"):
-        mapped(ODDFILES / name)
+        mapped(corpus(name))
 
 
 def test_a_header_with_no_data_rows_gives_empty_frames(workbook: Workbook) -> None:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CUSTOMER_HEADERS, DATA, ODDFILES, ExcelError, customer, hidden_first_workbook, write_workbook
+from tests.conftest import CUSTOMER_HEADERS, DATA, ExcelError, corpus, customer, hidden_first_workbook, write_workbook
 from toolkit import xlsx
 from toolkit.errors import SheetError, UnreadableFileError
 from toolkit.match import map_sheet
@@ -36,7 +36,7 @@ from toolkit.specs import parse_spec
 from toolkit.validate import validate
 
 Workbook = Callable[..., Path]
-VISIBILITIES = ODDFILES / "fastexcel__fixture-sheets-different-visibilities.xlsx"
+VISIBILITIES = "fastexcel__fixture-sheets-different-visibilities.xlsx"
 
 
 @pytest.mark.parametrize(("index", "letter"), [(0, "A"), (1, "B"), (25, "Z"), (26, "AA"), (51, "AZ"), (701, "ZZ"), (702, "AAA")])
@@ -86,7 +86,7 @@ def test_a_workbook_without_error_cells_has_an_empty_error_list(workbook: Workbo
 
 
 def test_a_corpus_file_with_a_formula_error_reports_its_position() -> None:
-    grid = read_grid(ODDFILES / "fastexcel__div0.xlsx")
+    grid = read_grid(corpus("fastexcel__div0.xlsx"))
 
     assert grid.cell_errors.rows() == [(2, "C", "#DIV/0!")]
 
@@ -101,7 +101,7 @@ def test_a_corpus_file_with_a_formula_error_reports_its_position() -> None:
 def test_an_ods_duration_is_read_as_hours_minutes_seconds_not_as_an_error(
     name: str, row: tuple[object, ...] | None, durations: dict[str, str]
 ) -> None:
-    grid = read_grid(ODDFILES / name)
+    grid = read_grid(corpus(name))
 
     assert grid.cell_errors.is_empty()
     if row is not None:
@@ -123,7 +123,7 @@ def test_iso_durations_read_as_the_typed_read_shows_them(iso: str, text: str) ->
 
 @pytest.mark.parametrize("suffix", ["xls", "xlsb", "ods", "xlsx"])
 def test_every_format_reads_text_numbers_booleans_and_dates_as_the_same_text(suffix: str) -> None:
-    path = ODDFILES / f"python-calamine__base.{suffix}"
+    path = corpus(f"python-calamine__base.{suffix}")
     if not path.exists():
         pytest.skip(f"corpus file {path} is not available (../shared/data/oddfiles)")
 
@@ -164,7 +164,7 @@ def test_hidden_sheets_are_skipped_by_default_but_load_by_name(tmp_path: Path) -
 
 @pytest.mark.parametrize(("sheet", "text"), [(None, "visible 1"), ("Hidden", "hidden 1"), ("VeryHidden", "very hidden 1")])
 def test_hidden_and_very_hidden_sheets_of_the_corpus_load_only_by_name(sheet: str | None, text: str) -> None:
-    grid = read_grid(VISIBILITIES, sheet=sheet)
+    grid = read_grid(corpus(VISIBILITIES), sheet=sheet)
 
     assert grid.sheet == (sheet or "Visible")
     assert grid.cells["A"].to_list() == [text]
@@ -213,13 +213,13 @@ def test_an_unreadable_file_is_one_clean_line(tmp_path: Path, make: Callable[[Pa
 def test_a_password_protected_workbook_says_so(suffix: str) -> None:
     name = f"python-calamine__password.{suffix}"
     with pytest.raises(UnreadableFileError, match=rf"^{name}: the workbook is password-protected; save an unprotected copy"):
-        read_grid(ODDFILES / name)
+        read_grid(corpus(name))
 
 
 @pytest.mark.parametrize("suffix", ["xlsx", "xlsb", "ods"])
 def test_a_zero_byte_workbook_from_the_corpus_is_unreadable(suffix: str) -> None:
     with pytest.raises(UnreadableFileError, match="the file is empty"):
-        read_grid(ODDFILES / f"python-calamine__empty_file.{suffix}")
+        read_grid(corpus(f"python-calamine__empty_file.{suffix}"))
 
 
 def test_a_missing_file_is_unreadable(tmp_path: Path) -> None:
@@ -315,7 +315,7 @@ def _rows(path: Path, header_row: int = 1, **options: object) -> pl.DataFrame:
 
 def test_xlsx_heads_come_from_the_sheet_xml_and_other_formats_from_the_text_read(workbook: Workbook) -> None:
     quick = open_sheet(workbook([["h"], [1]]))
-    slow = open_sheet(ODDFILES / "python-calamine__base.ods")
+    slow = open_sheet(corpus("python-calamine__base.ods"))
 
     assert (quick.part, quick.whole) == ("xl/worksheets/sheet1.xml", False)
     assert quick.head.cells.rows() == [(1, "h"), (2, "1")]

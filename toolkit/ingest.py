@@ -119,15 +119,7 @@ def ingest(
     key is present with other values (counted as ``updated``, changes kept in ``_changes``).
     ``max_cells`` and ``max_uncompressed_bytes`` refuse oversized files unread (see :func:`prepare`).
     """
-    prepared = prepare(
-        path,
-        specs=specs,
-        table=table,
-        sheet=sheet,
-        header_row=header_row,
-        max_cells=max_cells,
-        max_uncompressed_bytes=max_uncompressed_bytes,
-    )
+    prepared = _prepare(Path(path), _Options(specs, table, sheet, header_row, max_cells, max_uncompressed_bytes))
     with Warehouse(db, wait=wait) as warehouse:
         return load_prepared(
             prepared,
@@ -246,9 +238,9 @@ def _may_load(index: int, known: Mapping[int, str], done: set[int], rank: Mappin
 
 @dataclass(frozen=True)
 class _Options:
-    """How each file of an ``ingest_many`` is read (sent to the worker processes)."""
+    """How a file is read and matched (sent to the worker processes by ``ingest_many``)."""
 
-    specs: Mapping[str, TableSpec]
+    specs: Mapping[str, TableSpec] | None  # None: the built-in specs
     table: str | None
     sheet: str | int | None
     header_row: int | None
@@ -269,7 +261,8 @@ def _identify(path: Path, options: _Options) -> str | None:
         )
         if opened.whole:
             return None  # finding the header read the whole sheet: leave it to the worker
-        _, spec, _, _ = match_header(opened.head, options.specs, table=options.table, header_row=options.header_row)
+        specs = options.specs or load_specs()
+        _, spec, _, _ = match_header(opened.head, specs, table=options.table, header_row=options.header_row)
     except ToolkitError:
         return None  # the worker meets the same problem and reports it
     return spec.table
@@ -301,17 +294,21 @@ def _prepare_all(files: list[Path], options: _Options, workers: int) -> Iterator
             yield index, result
 
 
+def _prepare(path: Path, options: _Options) -> Prepared:
+    return prepare(
+        path,
+        specs=options.specs,
+        table=options.table,
+        sheet=options.sheet,
+        header_row=options.header_row,
+        max_cells=options.max_cells,
+        max_uncompressed_bytes=options.max_uncompressed_bytes,
+    )
+
+
 def _prepare_or_error(path: Path, options: _Options) -> Prepared | ToolkitError:
     try:
-        return prepare(
-            path,
-            specs=options.specs,
-            table=options.table,
-            sheet=options.sheet,
-            header_row=options.header_row,
-            max_cells=options.max_cells,
-            max_uncompressed_bytes=options.max_uncompressed_bytes,
-        )
+        return _prepare(path, options)
     except ToolkitError as exc:
         return exc
 
@@ -403,15 +400,7 @@ def preview(
     """What an ingest would do, without writing: ``inserted`` counts rows that would be inserted."""
     import duckdb
 
-    prepared = prepare(
-        path,
-        specs=specs,
-        table=table,
-        sheet=sheet,
-        header_row=header_row,
-        max_cells=max_cells,
-        max_uncompressed_bytes=max_uncompressed_bytes,
-    )
+    prepared = _prepare(Path(path), _Options(specs, table, sheet, header_row, max_cells, max_uncompressed_bytes))
     validated = prepared.validated
     started = clock()
     try:

@@ -13,7 +13,7 @@ import toolkit
 from tests.conftest import CUSTOMER_HEADERS, ODDFILES, customer, declare_size, hidden_first_workbook, rewrite_member
 from toolkit.errors import UnreadableFileError
 from toolkit.limits import dimension_cells, refuse_oversized
-from toolkit.read import read_grid
+from toolkit.read import open_sheet, read_grid
 
 Workbook = Callable[..., Path]
 SHEET = "xl/worksheets/sheet1.xml"
@@ -95,6 +95,19 @@ def test_the_sheet_that_will_be_read_is_judged_not_another(workbook: Workbook) -
         read_grid(path, sheet="Big")
     with pytest.raises(UnreadableFileError, match=r"sheet 'Big'"):
         read_grid(path, sheet=1)
+
+
+def test_the_sheet_named_after_the_table_is_judged_when_it_is_the_one_read(workbook: Workbook) -> None:
+    # ingest --table loans reads the sheet named loans (prefer_sheet): that sheet is the one judged.
+    path = workbook([["small"]], name="fixit.xlsx", extra_sheets={"loans": [["big"]]})
+    with_dimension(path, "A1:CV10000000", member="xl/worksheets/sheet2.xml")
+
+    assert read_grid(path, prefer_sheet="other").sheet == "Sheet1"
+    with pytest.raises(UnreadableFileError, match=r"^fixit\.xlsx, sheet 'loans': 1,000,000,000 cells"):
+        read_grid(path, prefer_sheet="loans")
+    with pytest.raises(UnreadableFileError, match=r"^fixit\.xlsx, sheet 'loans': 1,000,000,000 cells"):
+        open_sheet(path, prefer_sheet="loans")
+    assert open_sheet(path, sheet="Sheet1", prefer_sheet="loans").name == "Sheet1"  # --sheet still wins
 
 
 def test_a_hidden_first_sheet_is_not_judged_when_the_first_visible_one_is_read(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import CUSTOMER_HEADERS, DATA, ExcelError, corpus, customer, hidden_first_workbook, write_workbook
-from toolkit import xlsx
+from toolkit import read, xlsx
 from toolkit.errors import SheetError, UnreadableFileError
 from toolkit.match import map_sheet
 from toolkit.read import (
@@ -160,6 +160,25 @@ def test_hidden_sheets_are_skipped_by_default_but_load_by_name(tmp_path: Path) -
 
     assert read_grid(path).sheet == "Shown"
     assert read_grid(path, sheet="Sheet1").cells["A"].to_list() == ["hidden"]
+
+
+def test_the_sheets_loaded_to_find_the_first_visible_one_are_loaded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[object] = []
+
+    class Counting:
+        def __init__(self, reader: Any) -> None:
+            self.sheet_names = reader.sheet_names
+            self._reader = reader
+
+        def load_sheet(self, which: object, **options: object) -> Any:
+            loads.append(which)
+            return self._reader.load_sheet(which, **options)
+
+    real = read._open
+    monkeypatch.setattr(read, "_open", lambda path: Counting(real(path)))
+
+    assert read_grid(hidden_first_workbook(tmp_path / "hidden-first.xlsx")).cells["A"].to_list() == ["shown"]
+    assert loads == [0, 1]
 
 
 @pytest.mark.parametrize(("sheet", "text"), [(None, "visible 1"), ("Hidden", "hidden 1"), ("VeryHidden", "very hidden 1")])

@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from toolkit.choose import choose_sheet
 from toolkit.errors import UnreadableFileError
 
 #: Declared unpacked size above which a zipped workbook is refused unread.
@@ -56,12 +57,16 @@ def refuse_oversized(
     path: Path,
     *,
     sheet: str | int | None,
+    prefer_sheet: str | None = None,
     max_cells: int = DEFAULT_MAX_CELLS,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> None:
     """Raise UnreadableFileError when the file declares more than either cap; read nothing else.
 
-    Files that are not what their name says are left to the reader, which reports them itself.
+    The sheet judged is the one the reader will read, chosen by the same rule from ``sheet`` and
+    ``prefer_sheet`` (see toolkit.choose); a sheet that does not exist raises the reader's
+    SheetError. Files that are not what their name says are left to the reader, which reports
+    them itself.
     """
     with path.open("rb") as handle:
         magic = handle.read(8)
@@ -79,7 +84,7 @@ def refuse_oversized(
                     f"{path.name}: unpacks to {_mib(declared)} MiB, over the limit of {_mib(max_uncompressed_bytes)} MiB; "
                     "if the file is trusted, raise it with --max-unpacked-mb N (max_uncompressed_bytes in Python)"
                 )
-            _check_sheet(path, archive, suffix, sheet, max_cells)
+            _check_sheet(path, archive, suffix, sheet, prefer_sheet, max_cells)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise UnreadableFileError(f"{path.name}: not a readable workbook, or the file is corrupt ({exc})") from exc
 
@@ -99,14 +104,16 @@ def dimension_cells(ref: str) -> int | None:
     return (abs(row2 - row1) + 1) * (abs(col2 - col1) + 1)
 
 
-def _check_sheet(path: Path, archive: zipfile.ZipFile, suffix: str, sheet: str | int | None, max_cells: int) -> None:
+def _check_sheet(
+    path: Path, archive: zipfile.ZipFile, suffix: str, sheet: str | int | None, prefer_sheet: str | None, max_cells: int
+) -> None:
     per_cell = _BYTES_PER_CELL[suffix]
     if suffix == ".ods":
         info = _member(archive, "content.xml")
         if info is not None:
             _check_cells(path, None, info.file_size // per_cell, f"from {_size(info.file_size)} of content.xml", max_cells)
         return
-    located = _xlsx_sheet(archive, sheet) if suffix != ".xlsb" else None
+    located = _xlsx_sheet(path, archive, sheet, prefer_sheet) if suffix != ".xlsb" else None
     if located is None:
         # The sheet cannot be told apart (xlsb indexes its sheets in binary): judge the biggest.
         parts = [i for i in archive.infolist() if _WORKSHEET.match(i.filename)]
@@ -137,8 +144,10 @@ def _check_cells(path: Path, sheet: str | None, cells: int, source: str, limit: 
     )
 
 
-def _xlsx_sheet(archive: zipfile.ZipFile, sheet: str | int | None) -> tuple[str, zipfile.ZipInfo] | None:
-    """(name, part) of the sheet the reader will load: named, numbered, or the first visible one."""
+def _xlsx_sheet(
+    path: Path, archive: zipfile.ZipFile, sheet: str | int | None, prefer_sheet: str | None
+) -> tuple[str, zipfile.ZipInfo] | None:
+    """(name, part) of the sheet the reader will load."""
     workbook, rels = _member(archive, "xl/workbook.xml"), _member(archive, "xl/_rels/workbook.xml.rels")
     if workbook is None or rels is None or max(workbook.file_size, rels.file_size) > _INDEX_BYTES:
         return None
@@ -152,19 +161,17 @@ def _xlsx_sheet(archive: zipfile.ZipFile, sheet: str | int | None) -> tuple[str,
         targets = {e.get("Id"): e.get("Target", "") for e in relationships if _local(e.tag) == "Relationship"}
     except ET.ParseError:
         return None  # the reader will say the workbook is corrupt
-    if isinstance(sheet, int):
-        chosen = sheets[sheet : sheet + 1]
-    elif sheet is None:
-        chosen = [s for s in sheets if s[1] == "visible"][:1]
-    else:
-        chosen = [s for s in sheets if s[0] == sheet][:1]
-    if not chosen or targets.get(chosen[0][2]) is None:
+    if not sheets:
         return None
-    target = str(targets[chosen[0][2]])
+    names = [s[0] for s in sheets]
+    chosen = sheets[choose_sheet(path.name, names, lambda i: sheets[i][1], sheet=sheet, prefer_sheet=prefer_sheet)]
+    if targets.get(chosen[2]) is None:
+        return None
+    target = str(targets[chosen[2]])
     # Targets are relative to xl/ unless absolute ("/xl/worksheets/sheet1.xml").
     part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
     info = _member(archive, _normalise(part))
-    return (chosen[0][0], info) if info is not None else None
+    return (chosen[0], info) if info is not None else None
 
 
 def _member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo | None:

@@ -37,6 +37,7 @@ import fastexcel
 import polars as pl
 
 from toolkit import xlsx
+from toolkit.choose import choose_sheet
 from toolkit.errors import SheetError, UnreadableFileError
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES, refuse_oversized
 
@@ -108,14 +109,9 @@ def read_grid(
             declares more than a cap.
         SheetError: the named sheet does not exist.
     """
-    path = _readable(Path(path), sheet, max_cells, max_uncompressed_bytes)
+    path = _readable(Path(path), sheet, prefer_sheet, max_cells, max_uncompressed_bytes)
     with _reader_boundary(path):
-        reader = _open(path)
-        names = list(reader.sheet_names)
-        if not names:
-            raise SheetError(f"{path.name}: the workbook has no sheets")
-        # A fix-it workbook holds one sheet per table, named after it: --table loans finds its sheet.
-        loaded = _load(reader, path, names, prefer_sheet if sheet is None and prefer_sheet in names else sheet)
+        loaded = _load(_open(path), path, sheet, prefer_sheet)
         batch, errors = loaded.to_arrow_with_errors()
         absolute = [info.absolute_index for info in loaded.selected_columns]
         name = loaded.name
@@ -164,7 +160,7 @@ def open_sheet(
 
     Raises the same errors as :func:`read_grid`, the caps included.
     """
-    path = _readable(Path(path), sheet, max_cells, max_uncompressed_bytes)
+    path = _readable(Path(path), sheet, prefer_sheet, max_cells, max_uncompressed_bytes)
     quick = _quick_head(path, sheet, head_rows, prefer_sheet)
     if quick is not None:
         return quick
@@ -181,19 +177,7 @@ def _quick_head(path: Path, sheet: str | int | None, head_rows: int, prefer_shee
     if parts is None:
         return None
     names = [p.name for p in parts]
-    sheet = prefer_sheet if sheet is None and prefer_sheet in names else sheet
-    if sheet is None:
-        chosen = next((p for p in parts if p.state == "visible"), None)
-        if chosen is None:
-            raise SheetError(f"{path.name}: every sheet is hidden; name one with --sheet (sheets: {_quoted(names)})")
-    elif isinstance(sheet, int):
-        if not 0 <= sheet < len(parts):
-            raise SheetError(f"{path.name}: no sheet number {sheet} (sheets: {_quoted(names)})")
-        chosen = parts[sheet]
-    elif sheet not in names:
-        raise SheetError(f"{path.name}: no sheet named {sheet!r} (sheets: {_quoted(names)})")
-    else:
-        chosen = parts[names.index(sheet)]
+    chosen = parts[choose_sheet(path.name, names, lambda i: parts[i].state, sheet=sheet, prefer_sheet=prefer_sheet)]
     head = xlsx.head(str(path), chosen.part, rows=head_rows)
     if head is None or not head.rows:
         return None  # an empty sheet or an unusual file: the text read says what it is
@@ -395,38 +379,35 @@ def text_frame(frame: pl.DataFrame, columns: list[str] | None = None) -> pl.Data
     return frame.with_columns(as_text(pl.col(c), frame.schema[c]).alias(c) for c in names)
 
 
-def _readable(path: Path, sheet: str | int | None, max_cells: int, max_uncompressed_bytes: int) -> Path:
-    """``path``, once it is known to be a file worth opening: present, not empty, within the caps."""
+def _readable(
+    path: Path, sheet: str | int | None, prefer_sheet: str | None, max_cells: int, max_uncompressed_bytes: int
+) -> Path:
+    """``path``, once it is known to be a file worth opening: present, not empty, and the sheet
+    that will be read within the caps."""
     if not path.is_file():
         raise UnreadableFileError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise UnreadableFileError(f"{path.name}: the file is empty (0 bytes); it is not a workbook")
-    refuse_oversized(path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes)
+    refuse_oversized(
+        path, sheet=sheet, prefer_sheet=prefer_sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes
+    )
     return path
 
 
-def _load(reader: fastexcel.ExcelReader, path: Path, names: list[str], sheet: str | int | None) -> fastexcel.ExcelSheet:
-    def load(which: str | int) -> fastexcel.ExcelSheet:
-        return reader.load_sheet(which, header_row=None, skip_rows=0, dtypes="string")
+def _load(reader: fastexcel.ExcelReader, path: Path, sheet: str | int | None, prefer_sheet: str | None) -> fastexcel.ExcelSheet:
+    # fastexcel tells a sheet's visibility only once it is loaded: the sheet last loaded to ask is
+    # kept, not loaded again when it is the one chosen (and no earlier, hidden one is kept).
+    last: dict[int, fastexcel.ExcelSheet] = {}
 
-    if sheet is None:
-        # Hidden and very-hidden sheets are ignored unless asked for by name.
-        for index in range(len(names)):
-            candidate = load(index)
-            if candidate.visible == "visible":
-                return candidate
-        raise SheetError(f"{path.name}: every sheet is hidden; name one with --sheet (sheets: {_quoted(names)})")
-    if isinstance(sheet, int):
-        if not 0 <= sheet < len(names):
-            raise SheetError(f"{path.name}: no sheet number {sheet} (sheets: {_quoted(names)})")
-        return load(sheet)
-    if sheet not in names:
-        raise SheetError(f"{path.name}: no sheet named {sheet!r} (sheets: {_quoted(names)})")
-    return load(sheet)
+    def load(index: int) -> fastexcel.ExcelSheet:
+        if index not in last:
+            loaded = reader.load_sheet(index, header_row=None, skip_rows=0, dtypes="string")
+            last.clear()
+            last[index] = loaded
+        return last[index]
 
-
-def _quoted(names: list[str]) -> str:
-    return ", ".join(repr(n) for n in names)
+    names = list(reader.sheet_names)
+    return load(choose_sheet(path.name, names, lambda i: load(i).visible, sheet=sheet, prefer_sheet=prefer_sheet))
 
 
 def _error_text(detail: str) -> str:

@@ -341,6 +341,17 @@ def test_xlsx_heads_come_from_the_sheet_xml_and_other_formats_from_the_text_read
     assert (slow.part, slow.whole) == (None, True)
 
 
+def test_opening_an_xlsx_sheet_lists_the_workbooks_sheets_once(workbook: Workbook, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The size check finds the sheet it judges; the head is read from that same part.
+    listed: list[object] = []
+    real = xlsx.sheets
+    monkeypatch.setattr(xlsx, "sheets", lambda source: listed.append(source) or real(source))
+
+    sheet = open_sheet(workbook([["first"]], extra_sheets={"loans": [["h"], [1]]}), prefer_sheet="loans")
+
+    assert (sheet.name, sheet.part, len(listed)) == ("loans", "xl/worksheets/sheet2.xml", 1)
+
+
 def test_a_column_of_one_kind_of_cell_keeps_its_type_and_exact_values(workbook: Workbook) -> None:
     rows = [["n", "d", "b", "t"], [1 / 3, dt.date(2020, 1, 15), True, "x"], [2.0, dt.date(2020, 1, 16), False, "y"]]
     cells = _rows(workbook(rows))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import xlsxwriter
 
-from tests.conftest import ODDFILES, ExcelError
+from tests.conftest import ODDFILES, ExcelError, declare_size
 from toolkit import xlsx
 from toolkit.read import read_grid
 
@@ -43,6 +43,42 @@ def test_head_undoes_the_ooxml_escapes_as_the_full_read_does(tmp_path: Path, con
 
     assert head is not None
     assert list(head.rows[0].values()) == texts == list(read_grid(path).cells.row(0)[1:])
+
+
+def test_sheets_are_found_whatever_the_namespaces_and_the_case_of_member_names(tmp_path: Path) -> None:
+    # Strict OOXML namespaces, prefixed tags, a target in another case, an absolute target with "..".
+    book = (
+        '<x:workbook xmlns:x="http://purl.oclc.org/ooxml/spreadsheetml/main" '
+        'xmlns:r="http://purl.oclc.org/ooxml/officeDocument/relationships"><x:sheets>'
+        '<x:sheet name="Data" sheetId="1" r:id="rId1"/><x:sheet name="Old" sheetId="2" state="hidden" r:id="rId2"/>'
+        "</x:sheets></x:workbook>"
+    )
+    rels = (
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Target="Worksheets/Sheet1.XML"/>'
+        '<Relationship Id="rId2" Target="/xl/worksheets/../worksheets/sheet2.xml"/></Relationships>'
+    )
+    path = tmp_path / "strict.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("XL/Workbook.xml", book)
+        archive.writestr("xl/_rels/workbook.xml.rels", rels)
+        archive.writestr("xl/worksheets/sheet1.xml", "<worksheet/>")
+        archive.writestr("xl/worksheets/sheet2.xml", "<worksheet/>")
+    expected = [
+        xlsx.SheetPart("Data", "visible", "xl/worksheets/sheet1.xml"),
+        xlsx.SheetPart("Old", "hidden", "xl/worksheets/sheet2.xml"),
+    ]
+
+    assert xlsx.sheets(str(path)) == expected
+    with zipfile.ZipFile(path) as archive:
+        assert xlsx.sheets(archive) == expected
+
+
+def test_sheets_leaves_an_index_larger_than_any_real_one_unparsed(workbook: Workbook) -> None:
+    path = declare_size(workbook([["a"]]), "xl/workbook.xml", 17 * 1024**2)
+
+    with zipfile.ZipFile(path) as archive:  # an open archive: a read that fails would raise
+        assert xlsx.sheets(archive) is None
 
 
 def test_sheets_is_none_for_a_zip_that_is_no_workbook(tmp_path: Path) -> None:

@@ -22,10 +22,10 @@ toolkit trusts".
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from toolkit import xlsx
 from toolkit.choose import choose_sheet
 from toolkit.errors import UnreadableFileError
 
@@ -44,9 +44,6 @@ _CFB_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
 _BYTES_PER_CELL = {".xlsx": 32, ".xlsm": 32, ".ods": 64, ".xlsb": 12, ".xls": 6}
 # Enough for the XML declaration, namespaces and sheetPr that precede <dimension>.
 _HEAD_BYTES = 64 * 1024
-# workbook.xml and its rels name the sheets; far larger ones are not parsed (the biggest
-# worksheet part is checked instead).
-_INDEX_BYTES = 16 * 1024**2
 _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\b[^>]*?\bref\s*=\s*[\"']([^\"']*)[\"']")
 # Wider than Excel's XFD1048576 on purpose: a bomb's dimension is counted, not dismissed.
 _REF = re.compile(r"^\$?([A-Za-z]{1,4})\$?([0-9]{1,12})$")
@@ -60,21 +57,25 @@ def refuse_oversized(
     prefer_sheet: str | None = None,
     max_cells: int = DEFAULT_MAX_CELLS,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
-) -> None:
+) -> xlsx.SheetPart | None:
     """Raise UnreadableFileError when the file declares more than either cap; read nothing else.
 
     The sheet judged is the one the reader will read, chosen by the same rule from ``sheet`` and
     ``prefer_sheet`` (see toolkit.choose); a sheet that does not exist raises the reader's
     SheetError. Files that are not what their name says are left to the reader, which reports
     them itself.
+
+    Returns:
+        The .xlsx/.xlsm sheet judged, as ``workbook.xml`` lists it, for the reader to read that
+        part; None for other formats, or when the workbook does not list its sheets plainly.
     """
     with path.open("rb") as handle:
         magic = handle.read(8)
     if magic == _CFB_MAGIC:  # xls: one compound file, cells counted from its size
         _check_cells(path, None, path.stat().st_size // _BYTES_PER_CELL[".xls"], "from the file size", max_cells)
-        return
+        return None
     if not magic.startswith(b"PK") or not zipfile.is_zipfile(path):
-        return  # not a zip, or a broken one: the reader says so
+        return None  # not a zip, or a broken one: the reader says so
     suffix = path.suffix.lower() if path.suffix.lower() in ZIPPED else ".xlsx"
     try:
         with zipfile.ZipFile(path) as archive:
@@ -84,7 +85,7 @@ def refuse_oversized(
                     f"{path.name}: unpacks to {_mib(declared)} MiB, over the limit of {_mib(max_uncompressed_bytes)} MiB; "
                     "if the file is trusted, raise it with --max-unpacked-mb N (max_uncompressed_bytes in Python)"
                 )
-            _check_sheet(path, archive, suffix, sheet, prefer_sheet, max_cells)
+            return _check_sheet(path, archive, suffix, sheet, prefer_sheet, max_cells)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise UnreadableFileError(f"{path.name}: not a readable workbook, or the file is corrupt ({exc})") from exc
 
@@ -106,22 +107,22 @@ def dimension_cells(ref: str) -> int | None:
 
 def _check_sheet(
     path: Path, archive: zipfile.ZipFile, suffix: str, sheet: str | int | None, prefer_sheet: str | None, max_cells: int
-) -> None:
+) -> xlsx.SheetPart | None:
     per_cell = _BYTES_PER_CELL[suffix]
     if suffix == ".ods":
-        info = _member(archive, "content.xml")
+        info = xlsx.member(archive, "content.xml")
         if info is not None:
             _check_cells(path, None, info.file_size // per_cell, f"from {_size(info.file_size)} of content.xml", max_cells)
-        return
-    located = _xlsx_sheet(path, archive, sheet, prefer_sheet) if suffix != ".xlsb" else None
-    if located is None:
+        return None
+    chosen = _xlsx_sheet(path, archive, sheet, prefer_sheet) if suffix != ".xlsb" else None
+    info = xlsx.member(archive, chosen.part) if chosen is not None else None
+    if info is None:
         # The sheet cannot be told apart (xlsb indexes its sheets in binary): judge the biggest.
-        parts = [i for i in archive.infolist() if _WORKSHEET.match(i.filename)]
+        chosen, parts = None, [i for i in archive.infolist() if _WORKSHEET.match(i.filename)]
         if not parts:
-            return
-        name, info = None, max(parts, key=lambda i: i.file_size)
-    else:
-        name, info = located
+            return None
+        info = max(parts, key=lambda i: i.file_size)
+    name = chosen.name if chosen is not None else None
     with archive.open(info) as handle:
         head = handle.read(_HEAD_BYTES)
     found = _DIMENSION.search(head.split(b"<sheetData", 1)[0]) if suffix != ".xlsb" else None
@@ -131,6 +132,7 @@ def _check_sheet(
         if cells is not None:
             _check_cells(path, name, cells, f"dimension {ref}", max_cells, exact=True)
     _check_cells(path, name, info.file_size // per_cell, f"from {_size(info.file_size)} of sheet data", max_cells)
+    return chosen
 
 
 def _check_cells(path: Path, sheet: str | None, cells: int, source: str, limit: int, *, exact: bool = False) -> None:
@@ -146,56 +148,13 @@ def _check_cells(path: Path, sheet: str | None, cells: int, source: str, limit: 
 
 def _xlsx_sheet(
     path: Path, archive: zipfile.ZipFile, sheet: str | int | None, prefer_sheet: str | None
-) -> tuple[str, zipfile.ZipInfo] | None:
-    """(name, part) of the sheet the reader will load."""
-    workbook, rels = _member(archive, "xl/workbook.xml"), _member(archive, "xl/_rels/workbook.xml.rels")
-    if workbook is None or rels is None or max(workbook.file_size, rels.file_size) > _INDEX_BYTES:
-        return None
-    try:  # expat (2.4.1 and later) refuses entity-expansion bombs; nothing external is fetched
-        sheets = [
-            (e.get("name", ""), e.get("state", "visible"), _attribute(e, "id"))
-            for e in ET.fromstring(archive.read(workbook)).iter()
-            if _local(e.tag) == "sheet"
-        ]
-        relationships = ET.fromstring(archive.read(rels)).iter()
-        targets = {e.get("Id"): e.get("Target", "") for e in relationships if _local(e.tag) == "Relationship"}
-    except ET.ParseError:
-        return None  # the reader will say the workbook is corrupt
-    if not sheets:
-        return None
-    names = [s[0] for s in sheets]
-    chosen = sheets[choose_sheet(path.name, names, lambda i: sheets[i][1], sheet=sheet, prefer_sheet=prefer_sheet)]
-    if targets.get(chosen[2]) is None:
-        return None
-    target = str(targets[chosen[2]])
-    # Targets are relative to xl/ unless absolute ("/xl/worksheets/sheet1.xml").
-    part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
-    info = _member(archive, _normalise(part))
-    return (chosen[0], info) if info is not None else None
-
-
-def _member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo | None:
-    wanted = name.casefold()
-    return next((i for i in archive.infolist() if i.filename.casefold() == wanted), None)
-
-
-def _normalise(part: str) -> str:
-    kept: list[str] = []
-    for piece in part.split("/"):
-        if piece == "..":
-            if kept:
-                kept.pop()
-        elif piece not in ("", "."):
-            kept.append(piece)
-    return "/".join(kept)
-
-
-def _attribute(element: ET.Element, local: str) -> str | None:
-    return next((v for k, v in element.attrib.items() if _local(k) == local), None)
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
+) -> xlsx.SheetPart | None:
+    """The sheet the reader will load, when workbook.xml lists the sheets plainly."""
+    parts = xlsx.sheets(archive)
+    if parts is None:
+        return None  # unlisted, unparsable or far too big: the biggest worksheet part is judged
+    names = [p.name for p in parts]
+    return parts[choose_sheet(path.name, names, lambda i: parts[i].state, sheet=sheet, prefer_sheet=prefer_sheet)]
 
 
 def _column_number(letters: str) -> int:

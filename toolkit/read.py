@@ -28,7 +28,6 @@ import re
 import sys
 import tempfile
 import threading
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +108,8 @@ def read_grid(
             declares more than a cap.
         SheetError: the named sheet does not exist.
     """
-    path = _readable(Path(path), sheet, prefer_sheet, max_cells, max_uncompressed_bytes)
+    path = Path(path)
+    _refuse_unreadable(path, sheet, prefer_sheet, max_cells, max_uncompressed_bytes)
     with _reader_boundary(path):
         loaded = _load(_open(path), path, sheet, prefer_sheet)
         batch, errors = loaded.to_arrow_with_errors()
@@ -160,8 +160,9 @@ def open_sheet(
 
     Raises the same errors as :func:`read_grid`, the caps included.
     """
-    path = _readable(Path(path), sheet, prefer_sheet, max_cells, max_uncompressed_bytes)
-    quick = _quick_head(path, sheet, head_rows, prefer_sheet)
+    path = Path(path)
+    judged = _refuse_unreadable(path, sheet, prefer_sheet, max_cells, max_uncompressed_bytes)
+    quick = _quick_head(path, judged, head_rows)
     if quick is not None:
         return quick
     grid = read_grid(
@@ -170,18 +171,14 @@ def open_sheet(
     return Sheet(path, grid.sheet, grid, whole=True)
 
 
-def _quick_head(path: Path, sheet: str | int | None, head_rows: int, prefer_sheet: str | None = None) -> Sheet | None:
-    if path.suffix.lower() not in (".xlsx", ".xlsm") or not zipfile.is_zipfile(path):
+def _quick_head(path: Path, part: xlsx.SheetPart | None, head_rows: int) -> Sheet | None:
+    """The head straight from the sheet's XML: ``part`` is the sheet the size check judged."""
+    if part is None or path.suffix.lower() not in (".xlsx", ".xlsm"):
         return None
-    parts = xlsx.sheets(str(path))
-    if parts is None:
-        return None
-    names = [p.name for p in parts]
-    chosen = parts[choose_sheet(path.name, names, lambda i: parts[i].state, sheet=sheet, prefer_sheet=prefer_sheet)]
-    head = xlsx.head(str(path), chosen.part, rows=head_rows)
+    head = xlsx.head(str(path), part.part, rows=head_rows)
     if head is None or not head.rows:
         return None  # an empty sheet or an unusual file: the text read says what it is
-    return Sheet(path, chosen.name, _head_grid(path, chosen.name, head), part=chosen.part)
+    return Sheet(path, part.name, _head_grid(path, part.name, head), part=part.part)
 
 
 def _head_grid(path: Path, name: str, head: xlsx.Head) -> Grid:
@@ -379,19 +376,18 @@ def text_frame(frame: pl.DataFrame, columns: list[str] | None = None) -> pl.Data
     return frame.with_columns(as_text(pl.col(c), frame.schema[c]).alias(c) for c in names)
 
 
-def _readable(
+def _refuse_unreadable(
     path: Path, sheet: str | int | None, prefer_sheet: str | None, max_cells: int, max_uncompressed_bytes: int
-) -> Path:
-    """``path``, once it is known to be a file worth opening: present, not empty, and the sheet
-    that will be read within the caps."""
+) -> xlsx.SheetPart | None:
+    """Raise unless ``path`` is a file worth opening: present, not empty, and the sheet that will
+    be read within the caps; the .xlsx sheet judged, if the size check found it (refuse_oversized)."""
     if not path.is_file():
         raise UnreadableFileError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise UnreadableFileError(f"{path.name}: the file is empty (0 bytes); it is not a workbook")
-    refuse_oversized(
+    return refuse_oversized(
         path, sheet=sheet, prefer_sheet=prefer_sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes
     )
-    return path
 
 
 def _load(reader: fastexcel.ExcelReader, path: Path, sheet: str | int | None, prefer_sheet: str | None) -> fastexcel.ExcelSheet:

@@ -1,7 +1,8 @@
 """A quick look inside .xlsx/.xlsm files, before and beside the full read by fastexcel.
 
 The fast typed read (see ``toolkit.read``) needs two things fastexcel cannot give without parsing
-the whole sheet, which costs as much as reading it:
+the whole sheet, which costs as much as reading it (and ``toolkit.limits`` finds the sheet it
+judges with ``sheets``, so that the part judged is the part read):
 
 - the first rows as text, to find the header row *before* the typed read: the sheet's XML is
   streamed and the stream closed after those rows;
@@ -19,18 +20,18 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path
 from xml.etree import ElementTree
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _CELL_REF = re.compile(r"^([A-Z]{1,3})(\d+)$")
 #: Rows a head may span before the probe gives up (the table then starts very far down).
 MAX_HEAD_ROWS = 10_000
 #: Shared strings read while looking for the head's strings (they come first in practice).
 MAX_SHARED_STRINGS = 500_000
 _CHUNK = 4 * 1024 * 1024
+# workbook.xml and its relationships name the sheets; far larger ones are not parsed.
+_INDEX_BYTES = 16 * 1024**2
 _BOOL_MARKS = (b' t="b"', b" t='b'")
 # OOXML writes characters XML cannot hold (NUL, control characters, CR) as _xHHHH_, and a literal
 # "_x" as _x005F_x: undone here as fastexcel does, or a header read here would not be the same text.
@@ -52,23 +53,57 @@ class Head:
     errors: dict[tuple[int, str], str]  # (Excel row, letter) -> error text, for error cells
 
 
-def sheets(path: str) -> list[SheetPart] | None:
-    """The workbook's sheets in order, with their visibility and XML part, or None."""
+def sheets(source: str | Path | zipfile.ZipFile) -> list[SheetPart] | None:
+    """The workbook's sheets in order, with their visibility and XML part, or None when
+    ``xl/workbook.xml`` and its relationships do not tell them (missing, unparsable, too big).
+
+    ``source`` is a path, or an archive already open: then what fails in reading it (a corrupt
+    member) is raised for the caller to report, where a path gives None.
+    """
+    if isinstance(source, zipfile.ZipFile):
+        return _sheets(source)
     try:
-        with zipfile.ZipFile(path) as archive:
-            book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
-            rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
-    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError, ValueError):
+        with zipfile.ZipFile(source) as archive:
+            return _sheets(archive)
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
         return None
-    targets = {rel.get("Id"): rel.get("Target", "") for rel in rels.iter(f"{_PKG_REL}Relationship")}
+
+
+def _sheets(archive: zipfile.ZipFile) -> list[SheetPart] | None:
+    members = _members(archive)
+    book, rels = members.get("xl/workbook.xml"), members.get("xl/_rels/workbook.xml.rels")
+    if book is None or rels is None or max(book.file_size, rels.file_size) > _INDEX_BYTES:
+        return None
+    try:  # expat (2.4.1 and later) refuses entity-expansion bombs; nothing external is fetched
+        book_root = ElementTree.fromstring(archive.read(book))
+        rels_root = ElementTree.fromstring(archive.read(rels))
+    except ElementTree.ParseError:
+        return None
+    # Matched by local name: strict OOXML and some writers use other namespaces, or prefixes.
+    targets = {e.get("Id"): e.get("Target", "") for e in rels_root.iter() if _local(e.tag) == "Relationship"}
     found = []
-    for sheet in book.iter(f"{_MAIN}sheet"):
-        target = targets.get(sheet.get(f"{_REL}id"))
-        if not target or sheet.get("name") is None:
+    for sheet in (e for e in book_root.iter() if _local(e.tag) == "sheet"):
+        target, name = targets.get(_attribute(sheet, "id")), sheet.get("name")
+        if not target or name is None:
             return None
-        part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
-        found.append(SheetPart(sheet.get("name", ""), sheet.get("state", "visible"), _normalise(part)))
+        # Targets are relative to xl/ unless absolute ("/xl/worksheets/sheet1.xml"); member names
+        # are matched whatever their case, as Excel does.
+        part = _normalise(target.lstrip("/") if target.startswith("/") else f"xl/{target}")
+        info = members.get(part.casefold())
+        found.append(SheetPart(name, sheet.get("state", "visible"), info.filename if info is not None else part))
     return found or None
+
+
+def member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo | None:
+    """The archive's member of that name, whatever its case."""
+    return _members(archive).get(name.casefold())
+
+
+def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    found: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        found.setdefault(info.filename.casefold(), info)
+    return found
 
 
 def _normalise(part: str) -> str:
@@ -80,6 +115,14 @@ def _normalise(part: str) -> str:
         elif piece not in ("", "."):
             pieces.append(piece)
     return "/".join(pieces)
+
+
+def _attribute(element: ElementTree.Element, local: str) -> str | None:
+    return next((v for k, v in element.attrib.items() if _local(k) == local), None)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
 
 
 def head(path: str, part: str, *, rows: int) -> Head | None:

@@ -468,6 +468,21 @@ def _write_ods(path: Path, rows: list[list[object]]) -> Path:
     return path
 
 
+@pytest.mark.parametrize("suffix", ["xlsx", "ods"])
+def test_a_file_is_checked_once_when_read_rows_falls_back_to_the_text_read(
+    tmp_path: Path, workbook: Workbook, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    path = workbook([["n"], [1 / 3]]) if suffix == "xlsx" else _write_ods(tmp_path / "book.ods", [["n"], [1 / 3]])
+    checked: list[Path] = []
+    real = read.refuse_oversized
+    monkeypatch.setattr(read, "refuse_oversized", lambda path, **caps: checked.append(path) or real(path, **caps))
+    monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part: None)  # the xlsx typed read gives up
+    monkeypatch.setattr(read, "_text_booleans", lambda sheet: None)  # and so does the ods one
+
+    assert read_rows(open_sheet(path), header_row=1).cells.rows() == [(2, "0.333333333")]
+    assert checked == [path]
+
+
 def test_other_formats_are_typed_too_with_their_booleans_found_in_the_text_read(tmp_path: Path) -> None:
     path = _write_ods(tmp_path / "book.ods", [["exact", "flagged"], [1 / 3, 1.5], [2.0, True], [None, 2.5]])
     sheet = open_sheet(path)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -110,6 +109,11 @@ def read_grid(
     """
     path = Path(path)
     _refuse_unreadable(path, sheet, prefer_sheet, max_cells, max_uncompressed_bytes)
+    return _read_text(path, sheet, prefer_sheet)
+
+
+def _read_text(path: Path, sheet: str | int | None, prefer_sheet: str | None) -> Grid:
+    """What read_grid reads, for a file whose checks have passed (they are not run again)."""
     with _reader_boundary(path):
         loaded = _load(_open(path), path, sheet, prefer_sheet)
         batch, errors = loaded.to_arrow_with_errors()
@@ -165,9 +169,7 @@ def open_sheet(
     quick = _quick_head(path, judged, head_rows)
     if quick is not None:
         return quick
-    grid = read_grid(
-        path, sheet=sheet, max_cells=max_cells, max_uncompressed_bytes=max_uncompressed_bytes, prefer_sheet=prefer_sheet
-    )
+    grid = _read_text(path, sheet, prefer_sheet)
     return Sheet(path, grid.sheet, grid, whole=True)
 
 
@@ -269,12 +271,8 @@ def _text_booleans(sheet: Sheet) -> dict[str, list[int]] | None:
 
 def _text_rows(sheet: Sheet, header_row: int) -> Grid:
     """The rows below the header from the text read: the fallback when the typed read cannot be trusted."""
-    # open_sheet has checked the size caps (with the caller's values): not again with the defaults.
-    grid = (
-        sheet.head
-        if sheet.whole
-        else read_grid(sheet.path, sheet=sheet.name, max_cells=sys.maxsize, max_uncompressed_bytes=sys.maxsize)
-    )
+    # open_sheet has checked the file (with the caller's caps): not again, with the defaults.
+    grid = sheet.head if sheet.whole else _read_text(sheet.path, sheet.name, None)
     return Grid(
         path=grid.path,
         sheet=grid.sheet,

@@ -128,7 +128,7 @@ def _read_text(path: Path, sheet: str | int | None, prefer_sheet: str | None) ->
     cell_errors = pl.DataFrame(error_rows, schema={ROW: pl.Int64, "letter": pl.String, "error": pl.String})
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     if cell_errors.height:
-        frame = _put_back_error_text(frame, cell_errors)
+        frame = _put_back(frame, {}, cell_errors)
         # Put back as their text but not listed: they are values, and a text column takes them.
         cell_errors = cell_errors.filter(pl.Series([_TEXT_DETAIL.search(e.detail) is None for e in reported], dtype=pl.Boolean))
     return Grid(path=path, sheet=name, cells=frame, cell_errors=cell_errors)
@@ -228,15 +228,7 @@ def read_rows(sheet: Sheet, *, header_row: int) -> Grid:
         if letter in frame.columns and frame.schema[letter] not in (pl.String, pl.Boolean):
             hidden = frame.filter(pl.col(ROW).is_in(rows) & pl.col(letter).is_not_null()).select(ROW, letter).rows()
             texts.setdefault(letter, {}).update({row: "true" if value else "false" for row, value in hidden})
-    for row, letter, error in cell_errors.rows():
-        texts.setdefault(letter, {})[row] = error
-    for letter, by_row in texts.items():
-        # What the typed column cannot hold is put back as text: the column becomes text, every
-        # other cell written exactly (not as fastexcel's text read would round it).
-        exact = as_text(pl.col(letter), frame.schema[letter])
-        frame = frame.with_columns(
-            pl.col(ROW).replace_strict(by_row, default=None, return_dtype=pl.String).fill_null(exact).alias(letter)
-        )
+    frame = _put_back(frame, texts, cell_errors)
     return Grid(path=sheet.path, sheet=sheet.name, cells=frame, cell_errors=cell_errors)
 
 
@@ -425,14 +417,17 @@ def _duration_text(iso: str) -> str:
     return f"{sign}{total_hours}:{int(minutes or 0):02d}:{int(seconds or 0):02d}{fraction or ''}"
 
 
-def _put_back_error_text(frame: pl.DataFrame, cell_errors: pl.DataFrame) -> pl.DataFrame:
-    for (letter,), errors in cell_errors.group_by("letter"):
-        texts = dict(zip(errors[ROW].to_list(), errors["error"].to_list(), strict=True))
+def _put_back(frame: pl.DataFrame, texts: dict[str, dict[int, str]], cell_errors: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with cells put back as text: ``texts`` (letter -> Excel row -> text), then every
+    error cell as its error text. A column given a text becomes text, its other cells written
+    exactly (``as_text``, not rounded as fastexcel's text read would; a text column is unchanged)."""
+    by_letter = {letter: dict(by_row) for letter, by_row in texts.items()}
+    for row, letter, error in cell_errors.rows():
+        by_letter.setdefault(letter, {})[row] = error
+    for letter, by_row in by_letter.items():
+        exact = as_text(pl.col(letter), frame.schema[letter])
         frame = frame.with_columns(
-            pl.col(ROW)
-            .replace_strict(texts, default=None, return_dtype=pl.String)
-            .fill_null(pl.col(str(letter)))
-            .alias(str(letter))
+            pl.col(ROW).replace_strict(by_row, default=None, return_dtype=pl.String).fill_null(exact).alias(letter)
         )
     return frame
 

@@ -355,9 +355,7 @@ def as_text(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
             (seconds % 60).cast(pl.String).str.zfill(2),
             fraction,
         )
-    if dtype == pl.Null:
-        return value.cast(pl.String)
-    return value.cast(pl.String)
+    return value.cast(pl.String)  # booleans, integers, an all-null column
 
 
 def text_frame(frame: pl.DataFrame, columns: list[str] | None = None) -> pl.DataFrame:

@@ -138,16 +138,20 @@ def _read_text(path: Path, sheet: str | int | None, prefer_sheet: str | None) ->
 class Sheet:
     """A chosen sheet: its first rows as text (``head``), the rest read on demand (``read_rows``).
 
-    ``head`` holds at least the first ``head_rows`` rows (and up to the first row with a value);
-    when it came from the text read it holds the whole sheet (``whole``). ``part`` is the sheet's
-    XML part in an .xlsx/.xlsm archive, for the boolean-cell scan.
+    ``head`` holds at least the first ``head_rows`` rows (and up to the first row with a value).
+    ``part`` is the sheet's XML part in an .xlsx/.xlsm archive, which the head was read from and
+    the boolean-cell scan reads; without one, the head came from the text read (``whole``).
     """
 
     path: Path
     name: str
     head: Grid
     part: str | None = None
-    whole: bool = False
+
+    @property
+    def whole(self) -> bool:
+        """Whether ``head`` holds the whole sheet (it came from the text read)."""
+        return self.part is None
 
 
 def open_sheet(
@@ -170,7 +174,7 @@ def open_sheet(
     if quick is not None:
         return quick
     grid = _read_text(path, sheet, prefer_sheet)
-    return Sheet(path, grid.sheet, grid, whole=True)
+    return Sheet(path, grid.sheet, grid)
 
 
 def _quick_head(path: Path, part: xlsx.SheetPart | None, head_rows: int) -> Sheet | None:

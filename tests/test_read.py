@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import os
 import shutil
+import threading
 import tomllib
 import zipfile
 from collections.abc import Callable
@@ -410,6 +411,24 @@ def test_cells_the_type_guess_cannot_take_fall_back_to_the_text_read(workbook: W
 
     assert grid.cells.rows() == [(2, "1.5"), (3, "#NAME?")]
     assert grid.cell_errors.rows() == [(3, "A", "#NAME?")]
+
+
+def test_a_fall_back_the_type_guess_forces_does_not_wait_for_the_boolean_scan(
+    workbook: Workbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release, finished = threading.Event(), threading.Event()
+
+    def slow_scan(path: str, part: str) -> dict[str, list[int]]:
+        release.wait(timeout=5)  # long enough to notice a wait, short enough not to hang the suite
+        finished.set()
+        return {}
+
+    monkeypatch.setattr(xlsx, "boolean_cells", slow_scan)
+    sheet = open_sheet(workbook([["n"], [1.5], [ExcelError("#NAME?")]]))
+
+    assert read_rows(sheet, header_row=1).cells.rows() == [(2, "1.5"), (3, "#NAME?")]
+    assert not finished.is_set()
+    release.set()
 
 
 def test_a_head_that_disagrees_with_fastexcel_falls_back_to_the_text_read(workbook: Workbook) -> None:

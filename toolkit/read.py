@@ -214,8 +214,10 @@ def read_rows(sheet: Sheet, *, header_row: int) -> Grid:
         if loaded is not None:
             batch, errors = loaded.to_arrow_with_errors()
             columns = [(info.absolute_index, info.name) for info in loaded.selected_columns]
+    if loaded is None:
+        return _text_rows(sheet, header_row)  # the scan's answer is not needed: not waited for
     booleans = scan.result() if scan else _text_booleans(sheet)
-    if loaded is None or booleans is None:
+    if booleans is None:
         return _text_rows(sheet, header_row)
     frame = pl.from_arrow(batch)
     assert isinstance(frame, pl.DataFrame)

@@ -82,6 +82,16 @@ def test_excel_error_cells_come_back_as_their_text_and_are_listed(workbook: Work
     assert grid.cell_errors.rows() == [(2, "B", error)]
 
 
+def test_below_a_row_are_the_rows_after_it_with_their_cell_errors(workbook: Workbook) -> None:
+    grid = read_grid(workbook([[ExcelError("#N/A"), "g"], ["a", 1], ["x", ExcelError("#DIV/0!")]]))
+
+    below = grid.below(1)
+
+    assert (below.path, below.sheet) == (grid.path, grid.sheet)
+    assert below.cells.rows() == [(2, "a", "1"), (3, "x", "#DIV/0!")]
+    assert below.cell_errors.rows() == [(3, "B", "#DIV/0!")]
+
+
 def test_a_workbook_without_error_cells_has_an_empty_error_list(workbook: Workbook) -> None:
     assert read_grid(workbook([CUSTOMER_HEADERS, customer()])).cell_errors.is_empty()
 

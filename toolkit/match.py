@@ -143,10 +143,7 @@ def map_sheet(
     row_number, spec, found, row = match_header(grid, specs, table=table, header_row=header_row)
     letter_of = {name: ls[0] for name, ls in found.items()}
     name_of = {letter: name for name, letter in letter_of.items()}
-    if isinstance(source, Sheet):
-        body = read_rows(source, header_row=row_number)
-    else:
-        body = Grid(grid.path, grid.sheet, grid.cells.filter(pl.col(ROW) > row_number), grid.cell_errors)
+    body = read_rows(source, header_row=row_number) if isinstance(source, Sheet) else grid.below(row_number)
     data = body.cells
     # Excel error cells in columns the spec does not map are ignored: they count as empty.
     ignored = body.cell_errors.filter(~pl.col("letter").is_in(list(name_of)))
@@ -159,7 +156,7 @@ def map_sheet(
     if missing_letters:  # a header with no cell under it in the whole sheet
         data = data.with_columns(pl.lit(None, dtype=pl.String).alias(letter) for letter in missing_letters)
     raw = data.select(ROW, *(pl.col(letter_of[name]).alias(name) for name in ordered))
-    errors = body.cell_errors.filter(pl.col("letter").is_in(list(name_of)) & (pl.col(ROW) > row_number))
+    errors = body.cell_errors.filter(pl.col("letter").is_in(list(name_of)))
     errors = errors.select(ROW, pl.col("letter").replace_strict(name_of).alias("column"), "error")
     unmapped = _unmapped(grid, row, data, set(name_of))
     return MappedSheet(

@@ -70,6 +70,10 @@ class Grid:
     def letters(self) -> list[str]:
         return [c for c in self.cells.columns if c != ROW]
 
+    def below(self, row: int) -> Grid:
+        """The rows below Excel row ``row`` (a header row), with their cell errors."""
+        return Grid(self.path, self.sheet, self.cells.filter(pl.col(ROW) > row), self.cell_errors.filter(pl.col(ROW) > row))
+
 
 def column_letter(index: int) -> str:
     """0 -> 'A', 25 -> 'Z', 26 -> 'AA'."""
@@ -271,12 +275,7 @@ def _text_rows(sheet: Sheet, header_row: int) -> Grid:
     """The rows below the header from the text read: the fallback when the typed read cannot be trusted."""
     # open_sheet has checked the file (with the caller's caps): not again, with the defaults.
     grid = sheet.head if sheet.whole else _read_text(sheet.path, sheet.name, None)
-    return Grid(
-        path=grid.path,
-        sheet=grid.sheet,
-        cells=grid.cells.filter(pl.col(ROW) > header_row),
-        cell_errors=grid.cell_errors.filter(pl.col(ROW) > header_row),
-    )
+    return grid.below(header_row)
 
 
 def _same_headers(head: Grid, header_row: int, letters: list[str], names: list[str]) -> bool:

@@ -142,6 +142,13 @@ def test_header_row_still_names_the_row(tmp_path: Path) -> None:
         infer_columns(book, header_row=99)
 
 
+@pytest.mark.parametrize("rows", [[], [["   ", None]]], ids=["no cells", "blank cells"])
+def test_an_empty_sheet_is_a_sheet_error_as_when_ingesting(tmp_path: Path, rows: list[list[object]]) -> None:
+    book = write_workbook(tmp_path / "empty.xlsx", rows)
+    with pytest.raises(toolkit.SheetError, match=r"^empty\.xlsx, sheet 'Sheet1': the sheet is empty \(no header row, no data\)$"):
+        infer_columns(book)
+
+
 @pytest.mark.parametrize(
     ("rows", "expected"),
     [

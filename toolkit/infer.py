@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from toolkit.errors import SheetError
-from toolkit.match import HEADER_SEARCH_ROWS, normalize_header
+from toolkit.match import filled_rows, header_search_rows, normalize_header
 from toolkit.read import ROW, Grid, read_grid
 from toolkit.rules import convert, raw_name
 from toolkit.specs import Column
@@ -68,22 +68,14 @@ class _Sample:
 
 def _read_sample(path: str | Path, *, sheet: str | int | None, header_row: int | None) -> _Sample:
     grid = read_grid(path, sheet=sheet)
-    letters = grid.letters
     cells = grid.cells
-    non_blank = (
-        cells.filter(pl.any_horizontal(pl.col(c).str.strip_chars().fill_null("") != "" for c in letters)) if letters else cells
-    )
-    if not letters or non_blank.is_empty():
-        raise SheetError(f"{Path(path).name}, sheet {grid.sheet!r}: the sheet is empty (no header row, no data)")
+    filled = filled_rows(grid)
     if header_row is not None and cells.filter(pl.col(ROW) == header_row).is_empty():
         raise SheetError(f"{Path(path).name}, sheet {grid.sheet!r}: header row {header_row} is beyond the last row")
-    first = int(non_blank[ROW][0])
-    header_at = (
-        header_row if header_row is not None else find_header_row(non_blank.filter(pl.col(ROW) <= max(HEADER_SEARCH_ROWS, first)))
-    )
+    header_at = header_row if header_row is not None else find_header_row(header_search_rows(filled))
     header = cells.filter(pl.col(ROW) == header_at).row(0, named=True)
-    texts = {letter: (header.get(letter) or "").strip() for letter in letters}
-    return _Sample(grid, header_at, texts, non_blank.filter(pl.col(ROW) > header_at))
+    texts = {letter: (header.get(letter) or "").strip() for letter in grid.letters}
+    return _Sample(grid, header_at, texts, filled.filter(pl.col(ROW) > header_at))
 
 
 def find_header_row(rows: pl.DataFrame) -> int:

@@ -84,20 +84,14 @@ def match_header(
         HeaderError: no row holds a spec's required headers, or two headers name one column.
     """
     where = f"{grid.path.name}, sheet {grid.sheet!r}"
-    letters = grid.letters
-    if not letters:  # checked first: polars cannot fold any_horizontal over no columns
-        raise SheetError(f"{where}: the sheet is empty (no header row, no data)")
-    texts = grid.cells.select(ROW, *(pl.col(c).str.strip_chars() for c in letters))
-    non_blank = texts.filter(pl.any_horizontal(pl.col(c).is_not_null() & (pl.col(c) != "") for c in letters))
-    if not letters or non_blank.is_empty():
-        raise SheetError(f"{where}: the sheet is empty (no header row, no data)")
-
+    filled = filled_rows(grid)
     if header_row is not None:
-        candidates = texts.filter(pl.col(ROW) == header_row)
+        candidates = grid.cells.filter(pl.col(ROW) == header_row)
         if candidates.is_empty():
-            raise SheetError(f"{where}: header row {header_row} is beyond the sheet's last row ({texts.height})")
+            raise SheetError(f"{where}: header row {header_row} is beyond the sheet's last row ({grid.cells.height})")
     else:
-        candidates = non_blank.filter(pl.col(ROW) <= max(HEADER_SEARCH_ROWS, int(non_blank[ROW][0])))
+        candidates = header_search_rows(filled)
+    candidates = candidates.select(ROW, *(pl.col(c).str.strip_chars() for c in grid.letters))
     pool = {table: _spec(specs, table, where)} if table else dict(specs)
 
     best: tuple[int, int, TableSpec, dict[str, list[str]], dict[str, str]] | None = None
@@ -121,6 +115,26 @@ def match_header(
         raise HeaderError(f"{where}: headers {both} both map to column {spec.column(name).header!r}; rename or remove one")
 
     return row_number, spec, found, row
+
+
+def filled_rows(grid: Grid) -> pl.DataFrame:
+    """The grid's rows holding a value, cells as read.
+
+    Raises:
+        SheetError: no row holds one: the sheet is empty.
+    """
+    letters = grid.letters
+    if letters:  # polars cannot fold any_horizontal over no columns
+        filled = grid.cells.filter(pl.any_horizontal(pl.col(c).str.strip_chars().fill_null("") != "" for c in letters))
+        if not filled.is_empty():
+            return filled
+    raise SheetError(f"{grid.path.name}, sheet {grid.sheet!r}: the sheet is empty (no header row, no data)")
+
+
+def header_search_rows(filled: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``filled_rows`` searched for the header row: those among the sheet's first
+    ``HEADER_SEARCH_ROWS`` rows, or down to its first filled row when that lies further."""
+    return filled.filter(pl.col(ROW) <= max(HEADER_SEARCH_ROWS, int(filled[ROW][0])))
 
 
 def map_sheet(

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 import nbformat
+import openpyxl
 import polars as pl
 import pytest
 
@@ -466,6 +467,52 @@ def test_fixit_export_writes_the_runs_rejected_rows_as_a_workbook(app: IngestApp
     assert path.parent == tmp_path and path.suffix == ".xlsx"
     assert toolkit.preview(path, table="customers").total == 2  # the two rejected rows, ready to fix
     assert f'download="{path.name}"' in app.export_view.value
+
+
+STOCK_SPEC = """
+table = "stock"
+key = ["sku"]
+
+[[columns]]
+name = "sku"
+header = "SKU"
+required = true
+
+[[columns]]
+name = "quantity"
+header = "Qty"
+type = "integer"
+
+[[columns]]
+name = "unit_price"
+header = "Price"
+type = "number"
+
+[[rules]]
+name = "value_cap"
+check = "quantity * unit_price <= 1000"
+message = "Stock value above 1,000"
+"""
+
+
+def test_the_apps_report_and_fixit_workbook_mark_the_cells_a_rule_of_its_own_specs_uses(
+    workbook: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec_file = tmp_path / "stock.toml"
+    spec_file.write_text(STOCK_SPEC, encoding="utf-8")
+    book = workbook([["Price", "SKU", "Qty"], [50, "A", 100], [1, "B", 5]], name="stock.xlsx")
+    app = IngestApp(specs=toolkit.load_specs([spec_file]), db=tmp_path / "warehouse.duckdb", upload_dir=tmp_path / "up")
+    run(app, book)
+    assert [(s.table, s.failed) for s in app.summaries] == [("stock", 1)]
+
+    path = app.export_html()
+    assert path is not None
+    outlined = re.findall(r'<td class="tk-fail" title="([^"]*)">([^<]*)</td>', path.read_text(encoding="utf-8"))
+    assert sorted(outlined) == [("Stock value above 1,000", "100"), ("Stock value above 1,000", "50")]
+    [fix] = app.export_fixit()
+    ws = openpyxl.load_workbook(fix)["stock"]
+    marked = {(c.row, ws.cell(1, c.column).value) for row in ws.iter_rows(min_row=2) for c in row if c.comment}
+    assert marked == {(2, "Price"), (2, "Qty")}
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,12 @@ def _visible(match: re.Match[str]) -> str:
 
 def summary_fragment(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN, specs: Specs | None = None) -> str:
     """One run as an HTML fragment with its styles: what Jupyter shows inline."""
-    return _wrap(run_section(from_summary(summary, limit=limit, specs=specs)))
+    return report_fragment(from_summary(summary, limit=limit, specs=specs))
+
+
+def report_fragment(report: RunReport) -> str:
+    """A run's report data as an HTML fragment with its styles."""
+    return _wrap(run_section(report))
 
 
 def summary_html(

@@ -133,8 +133,8 @@ def from_summary(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN, 
     """The report data of a run just ingested (or previewed).
 
     ``specs`` (default: the built-in ones) tell which cells a cross-column rule is about. The
-    changes of an update run are read from the run's warehouse (``_changes``) when it can be
-    opened; otherwise the report points to the table.
+    updated rows are the changes the load recorded in the summary; a summary without them (one
+    rebuilt from ``to_dict()``) counts its updates and the report points to ``_changes``.
     """
     spec = (specs if specs is not None else load_specs()).get(summary.table)
     labels = _header_labels(summary, spec)
@@ -180,17 +180,20 @@ def from_summary(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN, 
 
 
 def _summary_updates(summary: IngestSummary, headers: Sequence[str], *, limit: int | None) -> tuple[tuple[UpdatedRow, ...], int]:
-    """The updated rows of a finished run, from its warehouse; none shown (only counted) if it cannot be read."""
-    if not summary.updated or not summary.database or summary.status == "preview":
-        return (), 0
-    try:
-        con = duckdb.connect(summary.database, read_only=True)
-    except duckdb.Error:  # busy, gone or open for writing in this process: the report points to _changes
+    """The updated rows of a run, from the changes its load recorded; only counted when the summary has none."""
+    if summary.changes.is_empty():
         return (), summary.updated
-    try:
-        return updated_rows(con, summary.run_id, headers, limit=limit), _updates_total(con, summary.run_id)
-    finally:
-        con.close()
+    by_row: dict[int, list[tuple[str, str | None, str | None]]] = {}
+    for change in summary.changes.iter_rows(named=True):
+        by_row.setdefault(int(change["row"]), []).append((change["column"], change["old_value"], change["new_value"]))
+    shown = sorted(by_row)[:limit] if limit is not None else sorted(by_row)
+    return tuple(_updated_row(row, by_row[row], headers) for row in shown), len(by_row)
+
+
+def _updated_row(row: int, changes: Iterable[tuple[str, str | None, str | None]], headers: Sequence[str]) -> UpdatedRow:
+    """One updated row, its changed columns in ``headers`` order (any other after them, by name)."""
+    order = {h: i for i, h in enumerate(headers)}
+    return UpdatedRow(row, tuple(sorted(changes, key=lambda c: (order.get(c[0], len(order)), c[0]))))
 
 
 def _rule_cells(
@@ -349,12 +352,10 @@ def updated_rows(
     if limit is not None:
         query += " LIMIT ?"
         params.append(limit)
-    order = {h: i for i, h in enumerate(headers)}
-    rows = []
-    for row, changes in con.execute(query, params).fetchall():
-        ranked = sorted(changes, key=lambda c: (order.get(c["c"], len(order)), c["c"]))
-        rows.append(UpdatedRow(int(row), tuple((c["c"], c["o"], c["n"]) for c in ranked)))
-    return tuple(rows)
+    return tuple(
+        _updated_row(int(row), ((c["c"], c["o"], c["n"]) for c in changes), headers)
+        for row, changes in con.execute(query, params).fetchall()
+    )
 
 
 def _updates_total(con: duckdb.DuckDBPyConnection, run_id: str) -> int:

@@ -42,7 +42,7 @@ from toolkit.ingest import Prepared, load_prepared, prepare, preview
 from toolkit.load import Progress, Warehouse
 from toolkit.match import normalize_header
 from toolkit.read import ROW, sheet_names
-from toolkit.report import escape, run_section, summary_fragment, summary_html
+from toolkit.report import escape, report_fragment, summary_html
 from toolkit.runs import from_summary
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
@@ -591,10 +591,8 @@ class IngestApp:
 
 def _summary_without_rejected_rows(summary: IngestSummary, specs: Mapping[str, TableSpec]) -> str:
     # The report's fragment lists the first rejected rows; the app's own browser below filters and
-    # pages through all of them, so its section is swapped for the same section without rows.
-    report = from_summary(summary, limit=0, specs=specs)
-    fragment = summary_fragment(summary, limit=0, specs=specs)
-    return fragment.replace(run_section(report), run_section(replace(report, rejected_total=0)))
+    # pages through all of them, so the fragment is the report's with no rejected rows to list.
+    return report_fragment(replace(from_summary(summary, limit=0, specs=specs), rejected_total=0))
 
 
 def rejects_table(rows: pl.DataFrame, errors: pl.DataFrame, spec: TableSpec | None) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from toolkit.errors import WarehouseBusyError, WarehouseError
-from toolkit.match import normalize_header
+from toolkit.match import label_lookup, normalize_header
 from toolkit.specs import TableSpec, load_specs
 from toolkit.summary import IngestSummary
 
@@ -206,16 +206,17 @@ def _rule_cells(
     return {rule: tuple(labels[c] for c in spec.rule_columns(rule) if c in labels) for rule in sorted(rules)}
 
 
-def _labels_for(spec: TableSpec | None, headers: Sequence[str]) -> dict[str, str]:
-    """Spec column name -> the header as found that names it (by header, alias or name)."""
-    if spec is None:
-        return {}
-    found = {normalize_header(h): h for h in headers}
-    labels = {}
-    for column in spec.columns:
-        matches = [found[key] for key in map(normalize_header, (column.header, *column.aliases, column.name)) if key in found]
-        if matches:
-            labels[column.name] = matches[0]
+def _labels_for(spec: TableSpec | None, headers: Iterable[str], *, names: Iterable[str] = ()) -> dict[str, str]:
+    """Column name -> the first of ``headers`` that names it: by its spec header, alias or name as
+    ingest matches them, else (for ``names``, columns the spec may lack) by the name itself."""
+    by_label = label_lookup(spec) if spec is not None else {}
+    for name in names:
+        by_label.setdefault(normalize_header(name), name)
+    labels: dict[str, str] = {}
+    for header in headers:
+        named = by_label.get(normalize_header(header))
+        if named is not None:
+            labels.setdefault(named, header)
     return labels
 
 
@@ -227,14 +228,9 @@ def _header_labels(summary: IngestSummary, spec: TableSpec | None) -> dict[str, 
     Reports read from the warehouse use the headers recorded with the run instead.
     """
     names = [c for c in summary.rejected.columns if c not in ("__row", "reasons", "rules")]
-    seen = {normalize_header(e["column"]): e["column"] for e in summary.errors if e["column"]}
-    labels = {}
-    for name in names:
-        column = spec.column(name) if spec is not None and name in spec.names else None
-        candidates = (name, column.header, *column.aliases) if column is not None else (name,)
-        found = [seen[key] for key in map(normalize_header, candidates) if key in seen]
-        labels[name] = found[0] if found else (column.header if column is not None else name)
-    return labels
+    seen = _labels_for(spec, (e["column"] for e in summary.errors if e["column"]), names=names)
+    default = {c.name: c.header for c in spec.columns} if spec is not None else {}
+    return {name: seen.get(name) or default.get(name, name) for name in names}
 
 
 def _breakdowns(triples: Iterable[tuple[str, str | None, int]]) -> tuple[dict[str, int], dict[str, int]]:

@@ -40,7 +40,7 @@ from toolkit.errors import ToolkitError
 from toolkit.fixit import write_fixit_workbook
 from toolkit.ingest import Prepared, load_prepared, prepare, preview
 from toolkit.load import Progress, Warehouse
-from toolkit.match import normalize_header
+from toolkit.match import label_lookup, normalize_header
 from toolkit.read import ROW, sheet_names
 from toolkit.report import escape, report_fragment, summary_html
 from toolkit.runs import from_summary
@@ -598,13 +598,8 @@ def _summary_without_rejected_rows(summary: IngestSummary, specs: Mapping[str, T
 def rejects_table(rows: pl.DataFrame, errors: pl.DataFrame, spec: TableSpec | None) -> str:
     """Rejected rows as an HTML table: Excel row, every reason, the raw cells; failing cells highlighted."""
     raw_columns = [c for c in rows.columns if c not in (ROW, "reasons", "rules")]
-    header_of = {c: c for c in raw_columns}
-    by_label: dict[str, str] = {}
-    if spec is not None:
-        for column in spec.columns:
-            header_of[column.name] = column.header
-            for label in (column.name, column.header, *column.aliases):
-                by_label.setdefault(normalize_header(label), column.name)
+    header_of = {c: c for c in raw_columns} | ({c.name: c.header for c in spec.columns} if spec is not None else {})
+    by_label = label_lookup(spec) if spec is not None else {}
     for name in raw_columns:  # without a spec (or for a column it lacks), the names still match
         by_label.setdefault(normalize_header(name), name)
     page_errors = errors.filter(pl.col("row").is_in(rows[ROW].implode()))

@@ -214,55 +214,62 @@ def test_run_happens_in_the_background_and_cancel_from_the_kernel_leaves_a_consi
         ]
 
 
-def test_cancel_while_reading_writes_nothing_and_says_cancelled(
-    app: IngestApp, customers: Path, tmp_path: Path, gate: Gate, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("step", "button", "waits_for", "status", "summaries", "notes"),
+    [
+        (
+            "prepare",
+            "run_button",
+            "reading the current workbook",
+            "cancelled: 0 run(s), 0 rows inserted",
+            [],
+            ["customers.xlsx: not started (cancelled)", "loan_data.xlsx: not read (cancelled)"],
+        ),
+        (
+            "preview",
+            "preview_button",
+            "the current workbook",
+            "preview cancelled: 1 of 2 workbook(s) previewed",
+            [("customers.xlsx", "preview")],
+            ["loan_data.xlsx: not previewed (cancelled)"],
+        ),
+    ],
+    ids=["while reading", "during preview"],
+)
+def test_cancel_stops_before_the_next_workbook_and_writes_nothing(
+    app: IngestApp,
+    customers: Path,
+    tmp_path: Path,
+    gate: Gate,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    button: str,
+    waits_for: str,
+    status: str,
+    summaries: list[tuple[str, str]],
+    notes: list[str],
 ) -> None:
-    real = toolkit.widgets.prepare
+    real = getattr(toolkit.widgets, step)
 
-    def held(path: Path, **options: Any) -> toolkit.ingest.Prepared:
+    def held(path: Path, **options: Any) -> Any:
         gate.hold(path.name)
         return real(path, **options)
 
-    monkeypatch.setattr("toolkit.widgets.prepare", held)
+    monkeypatch.setattr(f"toolkit.widgets.{step}", held)
     app.select(customers, DATA / "loan_data.xlsx")
-    app.run_button.click()
+    getattr(app, button).click()
     assert gate.reached() == "customers.xlsx"
     assert not app.cancel_button.disabled
 
     app.cancel_button.click()
-    assert app.status.value == "cancelling after reading the current workbook…"
+    assert app.status.value == f"cancelling after {waits_for}…"
     gate.release()
     app.wait(BOUND)
 
-    assert app.status.value == "cancelled: 0 run(s), 0 rows inserted"
-    assert "customers.xlsx: not started (cancelled)" in app.summary_view.value
-    assert "loan_data.xlsx: not read (cancelled)" in app.summary_view.value
-    assert app.summaries == [] and not (tmp_path / "warehouse.duckdb").exists()
-
-
-def test_cancel_during_preview_stops_before_the_next_workbook(
-    app: IngestApp, customers: Path, gate: Gate, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = toolkit.widgets.preview
-
-    def held(path: Path, **options: Any) -> toolkit.IngestSummary:
-        gate.hold(path.name)
-        return real(path, **options)
-
-    monkeypatch.setattr("toolkit.widgets.preview", held)
-    app.select(customers, DATA / "loan_data.xlsx")
-    app.preview_button.click()
-    assert gate.reached() == "customers.xlsx"
-    assert not app.cancel_button.disabled
-
-    app.cancel_button.click()
-    assert app.status.value == "cancelling after the current workbook…"
-    gate.release()
-    app.wait(BOUND)
-
-    assert [(Path(s.file).name, s.status) for s in app.summaries] == [("customers.xlsx", "preview")]
-    assert app.status.value == "preview cancelled: 1 of 2 workbook(s) previewed"
-    assert "loan_data.xlsx: not previewed (cancelled)" in app.summary_view.value
+    assert app.status.value == status
+    assert all(note in app.summary_view.value for note in notes)
+    assert [(Path(s.file).name, s.status) for s in app.summaries] == summaries
+    assert not (tmp_path / "warehouse.duckdb").exists()
 
 
 @pytest.mark.parametrize(

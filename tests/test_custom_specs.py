@@ -14,6 +14,7 @@ import pytest
 
 import toolkit
 from tests.conftest import ROOT, write_workbook
+from toolkit.cli import main
 
 INVENTORY_SPEC = """
 table = "inventory"
@@ -138,10 +139,29 @@ def test_a_bad_spec_names_the_file_and_the_problem(spec_file: Path, edit: tuple[
         toolkit.load_specs([spec_file])
 
 
+def _bad_spec_ingest(spec_file: Path, tmp_path: Path, edit: tuple[str, str]) -> list[str]:
+    assert edit[0] in INVENTORY_SPEC
+    spec_file.write_text(INVENTORY_SPEC.replace(*edit), encoding="utf-8")
+    book = write_workbook(tmp_path / "stock.xlsx", ROWS)
+    return ["ingest", str(book), "--db", str(tmp_path / "w.duckdb"), "--spec", str(spec_file)]
+
+
+def _assert_one_line(stderr: str, spec_file: Path, problem: str) -> None:
+    assert stderr.count("\n") == 1 and problem in stderr
+    assert re.match(rf"error: {re.escape(str(spec_file))}:\d+: ", stderr)
+
+
+def test_cli_reports_a_bad_spec_in_one_line(spec_file: Path, tmp_path: Path) -> None:
+    # The whole contract once, as a user's shell sees it: exit 2 and one line on stderr.
+    args = _bad_spec_ingest(spec_file, tmp_path, ('type = "date"', 'type = "when"'))
+    done = subprocess.run([sys.executable, "-m", "toolkit", *args], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.returncode == 2, done.stderr
+    _assert_one_line(done.stderr, spec_file, "unknown type 'when'")
+
+
 @pytest.mark.parametrize(
     ("edit", "problem"),
     [
-        (('type = "date"', 'type = "when"'), "unknown type 'when'"),
         # these loaded once and then crashed the ingest (exit 1): now refused when the spec is read
         (("quantity * unit_price <= 1000000", "quantity > 'abc'"), "does not fit the column types"),
         (("quantity * unit_price <= 1000000", "sku + 1 > 0"), "does not fit the column types"),
@@ -149,20 +169,11 @@ def test_a_bad_spec_names_the_file_and_the_problem(spec_file: Path, edit: tuple[
         (('type = "decimal(10,2)"', 'type = "decimal(50,2)"'), "decimal(50,2) is not a valid decimal"),
     ],
 )
-def test_cli_reports_a_bad_spec_in_one_line(spec_file: Path, tmp_path: Path, edit: tuple[str, str], problem: str) -> None:
-    assert edit[0] in INVENTORY_SPEC
-    spec_file.write_text(INVENTORY_SPEC.replace(*edit), encoding="utf-8")
-    book = write_workbook(tmp_path / "stock.xlsx", ROWS)
-    done = subprocess.run(
-        [sys.executable, "-m", "toolkit", "ingest", str(book), "--db", str(tmp_path / "w.duckdb"), "--spec", str(spec_file)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.count("\n") == 1 and problem in done.stderr
-    assert re.match(rf"error: {re.escape(str(spec_file))}:\d+: ", done.stderr)
+def test_cli_reports_each_bad_spec_in_one_line(
+    spec_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: tuple[str, str], problem: str
+) -> None:
+    assert main(_bad_spec_ingest(spec_file, tmp_path, edit)) == 2
+    _assert_one_line(capsys.readouterr().err, spec_file, problem)
 
 
 KEYLESS_SPEC = """

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import polars as pl
 import pytest
 import xlsxwriter
 from hypothesis import given
@@ -391,11 +393,21 @@ def test_the_history_counts_updates(updated: toolkit.IngestSummary, db: Path) ->
     assert [(r[1], r[-1]) for r in rows] == [("v1", "0"), ("v2", "2")]
 
 
-def test_a_summary_whose_warehouse_cannot_be_read_still_counts_its_updates(
-    updated: toolkit.IngestSummary, tmp_path: Path
+def test_a_summary_reports_the_changes_its_run_made_not_what_the_warehouse_holds_when_rendered(
+    updated: toolkit.IngestSummary, db: Path, tmp_path: Path
 ) -> None:
+    expected = _updates_table(parse(updated.to_html()))
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM _changes").fetchall()
     elsewhere = dataclasses.replace(updated, database=str(tmp_path / "gone.duckdb"))
-    text = text_of(parse(elsewhere.to_html()))
+    for summary in (updated, elsewhere):
+        assert _updates_table(parse(summary.to_html())) == expected
+
+
+def test_a_summary_without_its_changes_still_counts_its_updates(updated: toolkit.IngestSummary) -> None:
+    # as one rebuilt from to_dict() (a summary back from the cluster) is
+    rebuilt = dataclasses.replace(updated, changes=pl.DataFrame())
+    text = text_of(parse(rebuilt.to_html()))
     assert "Updated rows (2)" in text and "2 more in _changes" in text
 
 

@@ -58,9 +58,17 @@ def test_update_mode_replaces_changed_rows_and_records_old_and_new_values(tmp_pa
     ]
     changes = _rows(loaded, 'SELECT source_row, "column", old_value, new_value FROM _changes ORDER BY 2')
     assert changes == [(3, "Age", "34", "35"), (3, "Monthly Salary", "50000", "61000")]
+    assert sorted(summary.changes.rows()) == changes  # the summary carries what the load recorded
     assert _rows(loaded, "SELECT updated, on_conflict FROM _runs WHERE run_id = ?".replace("?", f"'{summary.run_id}'")) == [
         (1, "update")
     ]
+
+
+def test_the_summary_collects_the_changes_of_every_batch(tmp_path: Path, loaded: Path) -> None:
+    book = write_workbook(tmp_path / "v2.xlsx", [CUSTOMER_HEADERS, customer(1, Age=40), customer(2), customer(3, Age=41)])
+    summary = toolkit.ingest(book, db=loaded, on_conflict="update", batch_size=1)
+    assert summary.changes.rows() == [(2, "Age", "34", "40"), (4, "Age", "34", "41")]
+    assert summary.changes.rows() == _rows(loaded, 'SELECT source_row, "column", old_value, new_value FROM _changes ORDER BY 1')
 
 
 def test_reject_mode_stays_the_default(tmp_path: Path, loaded: Path) -> None:

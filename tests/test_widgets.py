@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 import nbformat
+import openpyxl
 import polars as pl
 import pytest
 
@@ -213,55 +214,62 @@ def test_run_happens_in_the_background_and_cancel_from_the_kernel_leaves_a_consi
         ]
 
 
-def test_cancel_while_reading_writes_nothing_and_says_cancelled(
-    app: IngestApp, customers: Path, tmp_path: Path, gate: Gate, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("step", "button", "waits_for", "status", "summaries", "notes"),
+    [
+        (
+            "prepare",
+            "run_button",
+            "reading the current workbook",
+            "cancelled: 0 run(s), 0 rows inserted",
+            [],
+            ["customers.xlsx: not started (cancelled)", "loan_data.xlsx: not read (cancelled)"],
+        ),
+        (
+            "preview",
+            "preview_button",
+            "the current workbook",
+            "preview cancelled: 1 of 2 workbook(s) previewed",
+            [("customers.xlsx", "preview")],
+            ["loan_data.xlsx: not previewed (cancelled)"],
+        ),
+    ],
+    ids=["while reading", "during preview"],
+)
+def test_cancel_stops_before_the_next_workbook_and_writes_nothing(
+    app: IngestApp,
+    customers: Path,
+    tmp_path: Path,
+    gate: Gate,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    button: str,
+    waits_for: str,
+    status: str,
+    summaries: list[tuple[str, str]],
+    notes: list[str],
 ) -> None:
-    real = toolkit.widgets.prepare
+    real = getattr(toolkit.widgets, step)
 
-    def held(path: Path, **options: Any) -> toolkit.ingest.Prepared:
+    def held(path: Path, **options: Any) -> Any:
         gate.hold(path.name)
         return real(path, **options)
 
-    monkeypatch.setattr("toolkit.widgets.prepare", held)
+    monkeypatch.setattr(f"toolkit.widgets.{step}", held)
     app.select(customers, DATA / "loan_data.xlsx")
-    app.run_button.click()
+    getattr(app, button).click()
     assert gate.reached() == "customers.xlsx"
     assert not app.cancel_button.disabled
 
     app.cancel_button.click()
-    assert app.status.value == "cancelling after reading the current workbook…"
+    assert app.status.value == f"cancelling after {waits_for}…"
     gate.release()
     app.wait(BOUND)
 
-    assert app.status.value == "cancelled: 0 run(s), 0 rows inserted"
-    assert "customers.xlsx: not started (cancelled)" in app.summary_view.value
-    assert "loan_data.xlsx: not read (cancelled)" in app.summary_view.value
-    assert app.summaries == [] and not (tmp_path / "warehouse.duckdb").exists()
-
-
-def test_cancel_during_preview_stops_before_the_next_workbook(
-    app: IngestApp, customers: Path, gate: Gate, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = toolkit.widgets.preview
-
-    def held(path: Path, **options: Any) -> toolkit.IngestSummary:
-        gate.hold(path.name)
-        return real(path, **options)
-
-    monkeypatch.setattr("toolkit.widgets.preview", held)
-    app.select(customers, DATA / "loan_data.xlsx")
-    app.preview_button.click()
-    assert gate.reached() == "customers.xlsx"
-    assert not app.cancel_button.disabled
-
-    app.cancel_button.click()
-    assert app.status.value == "cancelling after the current workbook…"
-    gate.release()
-    app.wait(BOUND)
-
-    assert [(Path(s.file).name, s.status) for s in app.summaries] == [("customers.xlsx", "preview")]
-    assert app.status.value == "preview cancelled: 1 of 2 workbook(s) previewed"
-    assert "loan_data.xlsx: not previewed (cancelled)" in app.summary_view.value
+    assert app.status.value == status
+    assert all(note in app.summary_view.value for note in notes)
+    assert [(Path(s.file).name, s.status) for s in app.summaries] == summaries
+    assert not (tmp_path / "warehouse.duckdb").exists()
 
 
 @pytest.mark.parametrize(
@@ -466,6 +474,52 @@ def test_fixit_export_writes_the_runs_rejected_rows_as_a_workbook(app: IngestApp
     assert path.parent == tmp_path and path.suffix == ".xlsx"
     assert toolkit.preview(path, table="customers").total == 2  # the two rejected rows, ready to fix
     assert f'download="{path.name}"' in app.export_view.value
+
+
+STOCK_SPEC = """
+table = "stock"
+key = ["sku"]
+
+[[columns]]
+name = "sku"
+header = "SKU"
+required = true
+
+[[columns]]
+name = "quantity"
+header = "Qty"
+type = "integer"
+
+[[columns]]
+name = "unit_price"
+header = "Price"
+type = "number"
+
+[[rules]]
+name = "value_cap"
+check = "quantity * unit_price <= 1000"
+message = "Stock value above 1,000"
+"""
+
+
+def test_the_apps_report_and_fixit_workbook_mark_the_cells_a_rule_of_its_own_specs_uses(
+    workbook: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec_file = tmp_path / "stock.toml"
+    spec_file.write_text(STOCK_SPEC, encoding="utf-8")
+    book = workbook([["Price", "SKU", "Qty"], [50, "A", 100], [1, "B", 5]], name="stock.xlsx")
+    app = IngestApp(specs=toolkit.load_specs([spec_file]), db=tmp_path / "warehouse.duckdb", upload_dir=tmp_path / "up")
+    run(app, book)
+    assert [(s.table, s.failed) for s in app.summaries] == [("stock", 1)]
+
+    path = app.export_html()
+    assert path is not None
+    outlined = re.findall(r'<td class="tk-fail" title="([^"]*)">([^<]*)</td>', path.read_text(encoding="utf-8"))
+    assert sorted(outlined) == [("Stock value above 1,000", "100"), ("Stock value above 1,000", "50")]
+    [fix] = app.export_fixit()
+    ws = openpyxl.load_workbook(fix)["stock"]
+    marked = {(c.row, ws.cell(1, c.column).value) for row in ws.iter_rows(min_row=2) for c in row if c.comment}
+    assert marked == {(2, "Price"), (2, "Qty")}
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from toolkit.errors import WarehouseError
-from toolkit.runs import RejectedRow, RunReport, Specs, connect_read_only, read_run, select_runs
-from toolkit.specs import load_specs
+from toolkit.runs import RejectedRow, RunReport, Specs, connect_read_only, read_reports, select_runs
 
 ERRORS_HEADER = "Errors"
 SOURCE_ROW_HEADER = "Source row"
@@ -77,8 +76,7 @@ def fixit_sheets(
     con = connect_read_only(db)
     try:
         run_ids = select_runs(con, run_ids=[run_id]) if run_id else _latest_per_table(con, table)
-        specs = specs if specs is not None else load_specs()
-        runs = [read_run(con, r, limit=None, specs=specs) for r in run_ids]
+        runs = read_reports(con, run_ids, limit=None, specs=specs)
     except WarehouseError as exc:
         raise WarehouseError(f"{db}: {exc}") from exc
     finally:
@@ -162,7 +160,7 @@ def _write_sheet(ws: Worksheet, run: RunReport, formats: _Formats) -> None:
         ws.write_string(0, col, header, formats.header)
     widths = [min(max(len(h), 8), 40) for h in headers]
     for r, row in enumerate(run.rejected, start=1):
-        failing = row.failing
+        failing = row.failing(run.rule_cells)
         cuts: list[str] = []
         for col, header in enumerate(headers):
             value = row.cells.get(header)

@@ -376,6 +376,7 @@ def load_prepared(
         toolkit_version=__version__,
         accepted=validated.accepted.filter(~pl.col(ROW).is_in(list(failed_rows | unprocessed))),
         rejected=_rejected_frame(validated, errors),
+        changes=outcome.changes,
     )
     counts = {k: summary.to_dict()[k] for k in ("total", "success", "failed", "inserted", "skipped", "duplicates", "updated")}
     counts["warnings"] = list(summary.warnings)

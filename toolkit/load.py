@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ class LoadOutcome:
     rows_done: int  # accepted rows judged against the warehouse (all of them unless cancelled)
     cancelled: bool = False
     updated: int = 0
+    changes: pl.DataFrame = field(default_factory=pl.DataFrame)  # CHANGE_SCHEMA: what the rows updated changed
 
 
 class Warehouse:
@@ -136,12 +137,21 @@ class Warehouse:
         rows = validated.accepted.with_columns(_run_id=pl.lit(run_id), _source_row=pl.col(ROW))
         inserted = skipped = updated = batches = rows_done = 0
         errors = [pl.DataFrame(schema=ERROR_SCHEMA)]
+        changes = [_NO_CHANGES]
         started = time.perf_counter()
         whole = _judge_whole_file(self.con, spec, rows, validated.headers, batch_size) if _judge_once(spec, on_conflict) else None
         with _single_thread(self.con):
             for index, batch in enumerate(rows.iter_slices(batch_size)):
                 if should_stop is not None and should_stop():
-                    return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done, cancelled=True, updated=updated)
+                    return LoadOutcome(
+                        inserted,
+                        skipped,
+                        pl.concat(errors),
+                        rows_done,
+                        cancelled=True,
+                        updated=updated,
+                        changes=pl.concat(changes),
+                    )
                 with self.transaction(rows_done=rows_done):
                     if whole is not None:
                         judged, new_rows = whole.part(index)
@@ -159,12 +169,13 @@ class Warehouse:
                 skipped += judged.same.len()
                 updated += judged.updates.len()
                 errors.append(judged.errors)
+                changes.append(judged.changes)
                 batches += 1
                 rows_done += batch.height
                 if on_progress is not None:
                     elapsed = time.perf_counter() - started
                     on_progress(Progress(rows_done, rows.height, batches, elapsed))
-        return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done, updated=updated)
+        return LoadOutcome(inserted, skipped, pl.concat(errors), rows_done, updated=updated, changes=pl.concat(changes))
 
     def record_rejects(self, run_id: str, validated: Validated, errors: pl.DataFrame, *, stage: str) -> None:
         with self.transaction():

@@ -45,7 +45,7 @@ def normalize_header(text: str) -> str:
     return _NOT_ALNUM.sub("", text.casefold())
 
 
-def _lookup(spec: TableSpec) -> dict[str, str]:
+def label_lookup(spec: TableSpec) -> dict[str, str]:
     """Normalised header or alias -> spec column name."""
     table: dict[str, str] = {}
     for column in spec.columns:
@@ -56,7 +56,7 @@ def _lookup(spec: TableSpec) -> dict[str, str]:
 
 def _match_row(row: Mapping[str, str], spec: TableSpec) -> dict[str, list[str]]:
     """Spec column name -> letters of the row's cells whose header names it."""
-    lookup = _lookup(spec)
+    lookup = label_lookup(spec)
     found: dict[str, list[str]] = {}
     for letter, text in row.items():
         name = lookup.get(normalize_header(text))

@@ -72,7 +72,12 @@ def _visible(match: re.Match[str]) -> str:
 
 def summary_fragment(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN, specs: Specs | None = None) -> str:
     """One run as an HTML fragment with its styles: what Jupyter shows inline."""
-    return _wrap(run_section(from_summary(summary, limit=limit, specs=specs)))
+    return report_fragment(from_summary(summary, limit=limit, specs=specs))
+
+
+def report_fragment(report: RunReport) -> str:
+    """A run's report data as an HTML fragment with its styles."""
+    return _wrap(run_section(report))
 
 
 def summary_html(
@@ -126,7 +131,7 @@ def _wrap(body: str) -> str:
 
 def history_table(reports: Sequence[RunReport]) -> str:
     """One line per run, linking to its section."""
-    head = ["started", "run", "file", "sheet", "table", "status", "seconds", *_COUNT_LABELS]
+    head = ["started", "run", "file", "sheet", "table", "status", "seconds", *COUNT_NAMES]
     rows = []
     for r in reports:
         cells = [
@@ -137,14 +142,12 @@ def history_table(reports: Sequence[RunReport]) -> str:
             f"<td>{escape(r.table)}</td>",
             f"<td>{escape(r.status)}</td>",
             f'<td class="tk-n">{escape(_seconds(r.seconds))}</td>',
-            *(f'<td class="tk-n">{_count(getattr(r, name))}</td>' for name in _COUNT_LABELS),
+            *(f'<td class="tk-n">{_count(getattr(r, name))}</td>' for name in COUNT_NAMES),
         ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     header = "".join(f"<th>{escape(h)}</th>" for h in head)
     return f'<h2>Runs</h2>\n<table class="tk">\n<tr>{header}</tr>\n' + "\n".join(rows) + "\n</table>"
 
-
-_COUNT_LABELS = COUNT_NAMES
 
 
 def run_section(report: RunReport) -> str:
@@ -196,7 +199,7 @@ def _metadata(r: RunReport) -> str:
 
 def _counts(r: RunReport) -> str:
     boxes = []
-    for name in _COUNT_LABELS:
+    for name in COUNT_NAMES:
         value = getattr(r, name)
         tone = " tk-ok" if name == "success" else " tk-bad" if name == "failed" and value else ""
         boxes.append(f'<div class="tk-count{tone}"><b>{_count(value)}</b>{escape(name)}</div>')
@@ -247,14 +250,8 @@ def bar_chart(counts: dict[str, int], *, title: str) -> str:
 
 def _rejected_table(r: RunReport) -> str:
     header = "<th>Excel row</th><th>reasons</th>" + "".join(f"<th>{escape(h)}</th>" for h in r.headers)
-    rows = [_rejected_row(row, r.headers) for row in r.rejected]
-    more = r.rejected_total - len(r.rejected)
-    note = (
-        f'<p class="tk-note">{more:,} more in <code>_rejects</code> '
-        f"(<code>SELECT * FROM _rejects WHERE run_id = '{escape(r.run_id)}'</code>)</p>"
-        if more > 0
-        else ""
-    )
+    rows = [_rejected_row(row, r) for row in r.rejected]
+    note = _more_in("_rejects", r.rejected_total - len(r.rejected), r.run_id)
     return (
         f"<h3>Rejected rows ({r.rejected_total:,})</h3>\n"
         '<p class="tk-note">Failing cells are outlined; hover a cell for its reasons.</p>\n'
@@ -271,13 +268,7 @@ def _updates_table(r: RunReport) -> str:
         for i, (header, old, new) in enumerate(updated.changes):
             row = f'<td class="tk-n" rowspan="{len(updated.changes)}">{updated.row}</td>' if i == 0 else ""
             lines.append(f"<tr>{row}<td>{escape(header)}</td><td>{_cell(old)}</td><td>{_cell(new)}</td></tr>")
-    more = r.updates_total - len(r.updates)
-    note = (
-        f'<p class="tk-note">{more:,} more in <code>_changes</code> '
-        f"(<code>SELECT * FROM _changes WHERE run_id = '{escape(r.run_id)}'</code>)</p>"
-        if more > 0
-        else ""
-    )
+    note = _more_in("_changes", r.updates_total - len(r.updates), r.run_id)
     head = "<tr><th>Excel row</th><th>column</th><th>in the warehouse before</th><th>from the file</th></tr>"
     return (
         f"<h3>Updated rows ({r.updates_total:,})</h3>\n"
@@ -287,11 +278,19 @@ def _updates_table(r: RunReport) -> str:
     )
 
 
-def _rejected_row(row: RejectedRow, headers: Sequence[str]) -> str:
-    failing = row.failing
+def _more_in(table: str, more: int, run_id: str) -> str:
+    """The note under a table cut at the report's limit: how many rows more, and the query that lists them."""
+    if more <= 0:
+        return ""
+    query = f"SELECT * FROM {table} WHERE run_id = '{escape(run_id)}'"
+    return f'<p class="tk-note">{more:,} more in <code>{table}</code> (<code>{query}</code>)</p>'
+
+
+def _rejected_row(row: RejectedRow, report: RunReport) -> str:
+    failing = row.failing(report.rule_cells)
     reasons = "<br/>".join(escape(m) for m in row.reasons)
     cells = [f'<td class="tk-n">{row.row}</td>', f"<td>{reasons}</td>"]
-    for header in headers:
+    for header in report.headers:
         shown = _cell(row.cells.get(header))
         if header in failing:
             cells.append(f'<td class="tk-fail" title="{escape("; ".join(failing[header]))}">{shown}</td>')

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from toolkit.errors import WarehouseBusyError, WarehouseError
-from toolkit.match import normalize_header
+from toolkit.match import label_lookup, normalize_header
 from toolkit.specs import TableSpec, load_specs
 from toolkit.summary import IngestSummary
 
@@ -29,35 +29,34 @@ COUNT_NAMES = ("total", "success", "failed", "inserted", "skipped", "duplicates"
 Specs = Mapping[str, TableSpec]
 
 
+RuleCells = Mapping[str, tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class RejectedRow:
     """One rejected row: its Excel row number, its cells and every failure.
 
     ``cells`` maps each header as found in the file to the raw cell text (``None`` when empty), in
     the file's column order. ``errors`` are dicts with ``column`` (a header, or ``None`` for a
-    failure of the whole row), ``rule``, ``message`` and ``value``. ``rule_cells`` maps a rule to
-    the headers it is about (see :meth:`TableSpec.rule_columns`), for failures naming no cell.
+    failure of the whole row), ``rule``, ``message`` and ``value``.
     """
 
     row: int
     cells: dict[str, str | None]
     errors: tuple[dict[str, Any], ...]
-    rule_cells: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def reasons(self) -> list[str]:
         return [e["message"] for e in self.errors]
 
-    @property
-    def failing(self) -> dict[str, list[str]]:
+    def failing(self, rule_cells: RuleCells) -> dict[str, list[str]]:
         """Header -> messages of the failures about that cell: the cell a failure names, else
-        every cell its rule is about (the columns a cross-column rule uses, a composite key)."""
+        every cell its rule is about in ``rule_cells`` (a report's :attr:`RunReport.rule_cells`)."""
         found: dict[str, list[str]] = {}
         for error in self.errors:
-            cells = [error["column"]] if error["column"] in self.cells else self.rule_cells.get(error["rule"], ())
+            cells = (error["column"],) if error["column"] in self.cells else rule_cells.get(error["rule"], ())
             for header in cells:
-                if header in self.cells:
-                    found.setdefault(header, []).append(error["message"])
+                found.setdefault(header, []).append(error["message"])
         return found
 
 
@@ -75,6 +74,8 @@ class RunReport:
 
     ``rejected`` holds the first rejected rows (up to the limit asked for); ``rejected_total`` is
     how many there are in all. ``updates`` and ``updates_total`` are the same for updated rows.
+    ``rule_cells`` maps each rule that failed naming no single cell to the headers it is about
+    (the columns a cross-column rule uses, a composite key: see :meth:`TableSpec.rule_columns`).
     """
 
     run_id: str
@@ -104,6 +105,7 @@ class RunReport:
     rejected_total: int
     updates: tuple[UpdatedRow, ...] = ()
     updates_total: int = 0
+    rule_cells: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float | None:
@@ -133,8 +135,8 @@ def from_summary(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN, 
     """The report data of a run just ingested (or previewed).
 
     ``specs`` (default: the built-in ones) tell which cells a cross-column rule is about. The
-    changes of an update run are read from the run's warehouse (``_changes``) when it can be
-    opened; otherwise the report points to the table.
+    updated rows are the changes the load recorded in the summary; a summary without them (one
+    rebuilt from ``to_dict()``) counts its updates and the report points to ``_changes``.
     """
     spec = (specs if specs is not None else load_specs()).get(summary.table)
     labels = _header_labels(summary, spec)
@@ -145,12 +147,7 @@ def from_summary(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN, 
     by_rule, by_column = _breakdowns((e["rule"], e["column"], 1) for e in summary.errors)
     shown = sorted(by_row)[:limit] if limit is not None else sorted(by_row)
     rejected = tuple(
-        RejectedRow(
-            row,
-            {label: raw_rows.get(row, {}).get(name) for name, label in labels.items()},
-            tuple(by_row[row]),
-            _rule_cells(spec, by_row[row], labels),
-        )
+        RejectedRow(row, {label: raw_rows.get(row, {}).get(name) for name, label in labels.items()}, tuple(by_row[row]))
         for row in shown
     )
     updates, updates_total = _summary_updates(summary, tuple(labels.values()), limit=limit)
@@ -176,43 +173,48 @@ def from_summary(summary: IngestSummary, *, limit: int | None = MAX_ROWS_SHOWN, 
         rejected_total=len(by_row),
         updates=updates,
         updates_total=updates_total,
+        rule_cells=_rule_cells(spec, ((e["rule"], e["column"]) for e in summary.errors), labels),
     )
 
 
 def _summary_updates(summary: IngestSummary, headers: Sequence[str], *, limit: int | None) -> tuple[tuple[UpdatedRow, ...], int]:
-    """The updated rows of a finished run, from its warehouse; none shown (only counted) if it cannot be read."""
-    if not summary.updated or not summary.database or summary.status == "preview":
-        return (), 0
-    try:
-        con = duckdb.connect(summary.database, read_only=True)
-    except duckdb.Error:  # busy, gone or open for writing in this process: the report points to _changes
+    """The updated rows of a run, from the changes its load recorded; only counted when the summary has none."""
+    if summary.changes.is_empty():
         return (), summary.updated
-    try:
-        return updated_rows(con, summary.run_id, headers, limit=limit), _updates_total(con, summary.run_id)
-    finally:
-        con.close()
+    by_row: dict[int, list[tuple[str, str | None, str | None]]] = {}
+    for change in summary.changes.iter_rows(named=True):
+        by_row.setdefault(int(change["row"]), []).append((change["column"], change["old_value"], change["new_value"]))
+    shown = sorted(by_row)[:limit] if limit is not None else sorted(by_row)
+    return tuple(_updated_row(row, by_row[row], headers) for row in shown), len(by_row)
+
+
+def _updated_row(row: int, changes: Iterable[tuple[str, str | None, str | None]], headers: Sequence[str]) -> UpdatedRow:
+    """One updated row, its changed columns in ``headers`` order (any other after them, by name)."""
+    order = {h: i for i, h in enumerate(headers)}
+    return UpdatedRow(row, tuple(sorted(changes, key=lambda c: (order.get(c[0], len(order)), c[0]))))
 
 
 def _rule_cells(
-    spec: TableSpec | None, errors: Iterable[dict[str, Any]], labels: Mapping[str, str]
+    spec: TableSpec | None, failures: Iterable[tuple[str, str | None]], labels: Mapping[str, str]
 ) -> dict[str, tuple[str, ...]]:
-    """Rule -> headers of the cells it is about, for the failures that name no single cell."""
+    """Rule -> headers of the cells it is about, for the (rule, column) failures that name no single cell."""
     if spec is None:
         return {}
-    rules = {e["rule"] for e in errors if e["column"] is None}
+    rules = {rule for rule, column in failures if column is None}
     return {rule: tuple(labels[c] for c in spec.rule_columns(rule) if c in labels) for rule in sorted(rules)}
 
 
-def _labels_for(spec: TableSpec | None, headers: Sequence[str]) -> dict[str, str]:
-    """Spec column name -> the header as found that names it (by header, alias or name)."""
-    if spec is None:
-        return {}
-    found = {normalize_header(h): h for h in headers}
-    labels = {}
-    for column in spec.columns:
-        matches = [found[key] for key in map(normalize_header, (column.header, *column.aliases, column.name)) if key in found]
-        if matches:
-            labels[column.name] = matches[0]
+def _labels_for(spec: TableSpec | None, headers: Iterable[str], *, names: Iterable[str] = ()) -> dict[str, str]:
+    """Column name -> the first of ``headers`` that names it: by its spec header, alias or name as
+    ingest matches them, else (for ``names``, columns the spec may lack) by the name itself."""
+    by_label = label_lookup(spec) if spec is not None else {}
+    for name in names:
+        by_label.setdefault(normalize_header(name), name)
+    labels: dict[str, str] = {}
+    for header in headers:
+        named = by_label.get(normalize_header(header))
+        if named is not None:
+            labels.setdefault(named, header)
     return labels
 
 
@@ -224,14 +226,9 @@ def _header_labels(summary: IngestSummary, spec: TableSpec | None) -> dict[str, 
     Reports read from the warehouse use the headers recorded with the run instead.
     """
     names = [c for c in summary.rejected.columns if c not in ("__row", "reasons", "rules")]
-    seen = {normalize_header(e["column"]): e["column"] for e in summary.errors if e["column"]}
-    labels = {}
-    for name in names:
-        column = spec.column(name) if spec is not None and name in spec.names else None
-        candidates = (name, column.header, *column.aliases) if column is not None else (name,)
-        found = [seen[key] for key in map(normalize_header, candidates) if key in seen]
-        labels[name] = found[0] if found else (column.header if column is not None else name)
-    return labels
+    seen = _labels_for(spec, (e["column"] for e in summary.errors if e["column"]), names=names)
+    default = {c.name: c.header for c in spec.columns} if spec is not None else {}
+    return {name: seen.get(name) or default.get(name, name) for name in names}
 
 
 def _breakdowns(triples: Iterable[tuple[str, str | None, int]]) -> tuple[dict[str, int], dict[str, int]]:
@@ -289,6 +286,20 @@ def read_run(
 
     ``specs`` (default: the built-in ones) tell which cells a cross-column rule is about.
     """
+    return read_reports(con, [run_id], limit=limit, specs=specs)[0]
+
+
+def read_reports(
+    con: duckdb.DuckDBPyConnection, run_ids: Iterable[str], *, limit: int | None = MAX_ROWS_SHOWN, specs: Specs | None = None
+) -> list[RunReport]:
+    """The report data of past runs, in the order named (see :func:`read_run`)."""
+    specs = specs if specs is not None else load_specs()
+    # Warehouses made before update mode have no _changes table (and nothing updated).
+    has_changes = bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_changes'").fetchall()[0][0])
+    return [_read_run(con, run_id, limit=limit, specs=specs, has_changes=has_changes) for run_id in run_ids]
+
+
+def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | None, specs: Specs, has_changes: bool) -> RunReport:
     cursor = con.execute("SELECT * FROM _runs WHERE run_id = ?", [run_id])
     names = [d[0] for d in cursor.description or []]
     rows = cursor.fetchall()
@@ -304,8 +315,7 @@ def read_run(
     ).fetchall()
     by_rule, by_column = _breakdowns((rule, column, int(n)) for rule, column, n in counted)
     total_rejected = con.execute("SELECT count(DISTINCT source_row) FROM _rejects WHERE run_id = ?", [run_id]).fetchall()
-    spec = (specs if specs is not None else load_specs()).get(run["table_name"])
-    labels = _labels_for(spec, headers)
+    spec = specs.get(run["table_name"])
     counts = {name: run.get(name) for name in COUNT_NAMES}
     if counts["updated"] is None and counts["total"] is not None:
         counts["updated"] = 0  # recorded before update mode existed: nothing was updated
@@ -327,13 +337,11 @@ def read_run(
         warnings=tuple(run["warnings"] or ()),
         failures_by_rule=by_rule,
         failures_by_column=by_column,
-        rejected=tuple(
-            RejectedRow(r.row, {h: r.cells.get(h) for h in headers}, r.errors, _rule_cells(spec, r.errors, labels))
-            for r in rejected
-        ),
+        rejected=tuple(RejectedRow(r.row, {h: r.cells.get(h) for h in headers}, r.errors) for r in rejected),
         rejected_total=int(total_rejected[0][0]),
-        updates=updated_rows(con, run_id, headers, limit=limit) if _has_changes_table(con) else (),
-        updates_total=_updates_total(con, run_id) if _has_changes_table(con) else 0,
+        updates=updated_rows(con, run_id, headers, limit=limit) if has_changes else (),
+        updates_total=_updates_total(con, run_id) if has_changes else 0,
+        rule_cells=_rule_cells(spec, ((rule, column) for rule, column, _ in counted), _labels_for(spec, headers)),
     )
 
 
@@ -345,25 +353,19 @@ def updated_rows(
         'SELECT source_row, list(struct_pack(c := "column", o := old_value, n := new_value)) FROM _changes '
         "WHERE run_id = ? GROUP BY source_row ORDER BY source_row"
     )
-    params: list[Any] = [run_id]
-    if limit is not None:
-        query += " LIMIT ?"
-        params.append(limit)
-    order = {h: i for i, h in enumerate(headers)}
-    rows = []
-    for row, changes in con.execute(query, params).fetchall():
-        ranked = sorted(changes, key=lambda c: (order.get(c["c"], len(order)), c["c"]))
-        rows.append(UpdatedRow(int(row), tuple((c["c"], c["o"], c["n"]) for c in ranked)))
-    return tuple(rows)
+    return tuple(
+        _updated_row(int(row), ((c["c"], c["o"], c["n"]) for c in changes), headers)
+        for row, changes in con.execute(*_limited(query, run_id, limit)).fetchall()
+    )
 
 
 def _updates_total(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     return int(con.execute("SELECT count(DISTINCT source_row) FROM _changes WHERE run_id = ?", [run_id]).fetchall()[0][0])
 
 
-def _has_changes_table(con: duckdb.DuckDBPyConnection) -> bool:
-    # Warehouses made before update mode have no _changes table (and nothing updated).
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_changes'").fetchall()[0][0])
+def _limited(query: str, run_id: str, limit: int | None) -> tuple[str, list[Any]]:
+    """A query over one run (its one parameter), and its parameters, keeping at most ``limit`` rows when given."""
+    return (query, [run_id]) if limit is None else (f"{query} LIMIT ?", [run_id, limit])
 
 
 def rejected_rows(con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | None = None) -> list[RejectedRow]:
@@ -372,13 +374,9 @@ def rejected_rows(con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int | N
         "SELECT source_row, flatten(list(errors ORDER BY stage)), first(raw) FROM _rejects "
         "WHERE run_id = ? GROUP BY source_row ORDER BY source_row"
     )
-    params: list[Any] = [run_id]
-    if limit is not None:
-        query += " LIMIT ?"
-        params.append(limit)
     return [
         RejectedRow(int(row), dict(raw or {}), tuple(dict(e) for e in errors))
-        for row, errors, raw in con.execute(query, params).fetchall()
+        for row, errors, raw in con.execute(*_limited(query, run_id, limit)).fetchall()
     ]
 
 
@@ -392,9 +390,8 @@ def read_runs(
 ) -> list[RunReport]:
     """Report data of past runs, oldest first: the runs named, else the ``last`` most recent (default 1)."""
     con = connect_read_only(db)
-    specs = specs if specs is not None else load_specs()
     try:
-        return [read_run(con, r, limit=limit, specs=specs) for r in select_runs(con, run_ids=run_ids, last=last)]
+        return read_reports(con, select_runs(con, run_ids=run_ids, last=last), limit=limit, specs=specs)
     except WarehouseError as exc:
         raise WarehouseError(f"{db}: {exc}") from exc
     finally:

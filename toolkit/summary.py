@@ -36,7 +36,10 @@ class IngestSummary:
     rows (those not rejected), not from the other counts, which come from the warehouse
     (``inserted``, ``skipped``, ``updated``) and from validation (``duplicates``): so the second
     invariant is a real check, and a summary that breaks either is refused when built.
-    ``accepted`` and ``rejected`` are the rows themselves, as polars frames.
+    ``accepted`` and ``rejected`` are the rows themselves, as polars frames; ``changes`` holds what
+    the load changed in the rows it updated (``row``, ``column`` as headed in the file,
+    ``old_value``, ``new_value``), so a report shows what the run did, not what the warehouse
+    holds when it is rendered.
     """
 
     run_id: str
@@ -65,6 +68,7 @@ class IngestSummary:
     toolkit_version: str = ""
     accepted: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
     rejected: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
+    changes: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.total != self.success + self.failed:

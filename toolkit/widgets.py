@@ -40,9 +40,9 @@ from toolkit.errors import ToolkitError
 from toolkit.fixit import write_fixit_workbook
 from toolkit.ingest import Prepared, load_prepared, prepare, preview
 from toolkit.load import Progress, Warehouse
-from toolkit.match import normalize_header
+from toolkit.match import label_lookup, normalize_header
 from toolkit.read import ROW, sheet_names
-from toolkit.report import escape, run_section, summary_fragment, summary_html
+from toolkit.report import escape, report_fragment, summary_html
 from toolkit.runs import from_summary
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
@@ -498,7 +498,7 @@ class IngestApp:
         parts = [f'<p class="tk-meta">{escape(note)}</p>'] if note else []
         parts += [f'<div class="tk-error">{escape(f)}</div>' for f in failures]
         # The summaries keep the real path (the warehouse records it); only their rendering is renamed.
-        parts += [_summary_without_rejected_rows(replace(s, file=self.shown_file(s))) for s in summaries]
+        parts += [_summary_without_rejected_rows(replace(s, file=self.shown_file(s)), self.specs) for s in summaries]
         self.summary_view.value = "\n".join(parts)
         self.export_view.value = ""
         choices = [(f"{Path(s.file).name} → {s.table} ({s.failed:,} rejected)", i) for i, s in enumerate(summaries)]
@@ -565,12 +565,9 @@ class IngestApp:
         folder = Path(self.db.value).expanduser().resolve().parent
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = folder / f"report-{self.summaries[0].run_id[:8]}-{stamp}.html"
+        page = summary_html(self.summaries, specs=self.specs)
         try:
-            if len(self.summaries) == 1:
-                page = self.summaries[0].to_html(str(path))
-            else:
-                page = summary_html(self.summaries)
-                path.write_text(page, encoding="utf-8")
+            path.write_text(page, encoding="utf-8")
         except OSError as exc:
             self._show_error(f"cannot write the report to {path}: {exc.strerror or exc}")
             return None
@@ -585,30 +582,24 @@ class IngestApp:
         try:
             for s in runs:
                 out = folder / f"fixit-{s.table}-{s.run_id[:8]}.xlsx"
-                written.append(write_fixit_workbook(self.db.value, out, run_id=s.run_id))
+                written.append(write_fixit_workbook(self.db.value, out, run_id=s.run_id, specs=self.specs))
         except (ToolkitError, OSError) as exc:
             self._show_error(f"cannot write the fix-it workbook: {exc}")
         self.export_view.value = "<br>".join(_file_link(p, p.read_bytes(), _XLSX) for p in written)
         return written
 
 
-def _summary_without_rejected_rows(summary: IngestSummary) -> str:
+def _summary_without_rejected_rows(summary: IngestSummary, specs: Mapping[str, TableSpec]) -> str:
     # The report's fragment lists the first rejected rows; the app's own browser below filters and
-    # pages through all of them, so its section is swapped for the same section without rows.
-    report = from_summary(summary, limit=0)
-    return summary_fragment(summary, limit=0).replace(run_section(report), run_section(replace(report, rejected_total=0)))
+    # pages through all of them, so the fragment is the report's with no rejected rows to list.
+    return report_fragment(replace(from_summary(summary, limit=0, specs=specs), rejected_total=0))
 
 
 def rejects_table(rows: pl.DataFrame, errors: pl.DataFrame, spec: TableSpec | None) -> str:
     """Rejected rows as an HTML table: Excel row, every reason, the raw cells; failing cells highlighted."""
     raw_columns = [c for c in rows.columns if c not in (ROW, "reasons", "rules")]
-    header_of = {c: c for c in raw_columns}
-    by_label: dict[str, str] = {}
-    if spec is not None:
-        for column in spec.columns:
-            header_of[column.name] = column.header
-            for label in (column.name, column.header, *column.aliases):
-                by_label.setdefault(normalize_header(label), column.name)
+    header_of = {c: c for c in raw_columns} | ({c.name: c.header for c in spec.columns} if spec is not None else {})
+    by_label = label_lookup(spec) if spec is not None else {}
     for name in raw_columns:  # without a spec (or for a column it lacks), the names still match
         by_label.setdefault(normalize_header(name), name)
     page_errors = errors.filter(pl.col("row").is_in(rows[ROW].implode()))

@@ -7,16 +7,18 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-#: Spec type name -> DuckDB column type. ``decimal(p,s)`` is parsed separately.
-SQL_TYPES = {
-    "integer": "BIGINT",
-    "integer32": "INTEGER",
-    "number": "DOUBLE",
-    "text": "VARCHAR",
-    "date": "DATE",
-    "datetime": "TIMESTAMP",
-    "boolean": "BOOLEAN",
+#: Spec type name -> (DuckDB column type, polars type). ``decimal(p,s)`` is parsed separately.
+_TYPES: dict[str, tuple[str, pl.DataType]] = {
+    "integer": ("BIGINT", pl.Int64()),
+    "integer32": ("INTEGER", pl.Int32()),
+    "number": ("DOUBLE", pl.Float64()),
+    "text": ("VARCHAR", pl.String()),
+    "date": ("DATE", pl.Date()),
+    "datetime": ("TIMESTAMP", pl.Datetime("us")),
+    "boolean": ("BOOLEAN", pl.Boolean()),
 }
+#: Spec type name -> DuckDB column type.
+SQL_TYPES = {name: sql for name, (sql, _) in _TYPES.items()}
 NORMALIZERS = ("phone_in",)
 #: Types that take min, max, greater_than and less_than (besides decimal(p,s)).
 NUMERIC_TYPES = ("integer", "integer32", "number")
@@ -47,22 +49,14 @@ class Column:
         decimal = DECIMAL_TYPE.match(self.type)
         if decimal:
             return f"DECIMAL({decimal[1]},{decimal[2]})"
-        return SQL_TYPES[self.type]
+        return _TYPES[self.type][0]
 
     @property
     def polars_type(self) -> pl.DataType:
         decimal = DECIMAL_TYPE.match(self.type)
         if decimal:
             return pl.Decimal(int(decimal[1]), int(decimal[2]))
-        return {
-            "integer": pl.Int64(),
-            "integer32": pl.Int32(),
-            "number": pl.Float64(),
-            "text": pl.String(),
-            "date": pl.Date(),
-            "datetime": pl.Datetime("us"),
-            "boolean": pl.Boolean(),
-        }[self.type]
+        return _TYPES[self.type][1]
 
 
 @dataclass(frozen=True)

@@ -178,20 +178,30 @@ def _ingest(args: argparse.Namespace) -> int:
         max_cells=args.max_cells,
         max_uncompressed_bytes=args.max_unpacked_mb * 1024**2,
     )
+    code = _print_outcomes(outcomes, as_json=args.json)
     summaries = [o for o in outcomes if isinstance(o, IngestSummary)]
-    for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, ToolkitError):
-            if outcomes.index(outcome) == index:  # a busy warehouse fails every file with one error: say it once
-                print(f"error: {outcome}", file=sys.stderr)
-        elif args.json:
-            print(json.dumps(outcome.to_dict(), ensure_ascii=False, default=str), flush=True)
-        else:
-            print(outcome.text(), flush=True)
     if args.report and summaries:
         from toolkit.report import summary_html
 
         args.report.write_text(summary_html(summaries, specs=specs), encoding="utf-8")
-    return EXIT_OK if len(summaries) == len(outcomes) else EXIT_BAD_INPUT
+    return code
+
+
+def _print_outcomes(outcomes: Sequence[IngestSummary | ToolkitError], *, as_json: bool) -> int:
+    """Each summary on stdout, each error on stderr once; the exit code they make."""
+    said: set[str] = set()
+    for outcome in outcomes:
+        if isinstance(outcome, ToolkitError):
+            # A busy warehouse fails every file left with one message: say it once. Compared as text,
+            # since errors that come back from the cluster are rebuilt, one object per file.
+            if str(outcome) not in said:
+                said.add(str(outcome))
+                print(f"error: {outcome}", file=sys.stderr)
+        elif as_json:
+            print(json.dumps(outcome.to_dict(), ensure_ascii=False, default=str), flush=True)
+        else:
+            print(outcome.text(), flush=True)
+    return EXIT_BAD_INPUT if said else EXIT_OK
 
 
 def _infer(args: argparse.Namespace) -> int:
@@ -259,16 +269,7 @@ def _submit(args: argparse.Namespace) -> int:
         outcomes = submission.summaries(timeout=args.timeout, on_progress=None if args.quiet else progress)
     finally:
         progress.finish()
-    for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, ToolkitError):
-            if outcomes.index(outcome) == index:
-                print(f"error: {outcome}", file=sys.stderr)
-        elif args.json:
-            print(json.dumps(outcome.to_dict(), ensure_ascii=False, default=str), flush=True)
-        else:
-            print(outcome.text(), flush=True)
-    ok = all(isinstance(o, IngestSummary) for o in outcomes)
-    return EXIT_OK if ok else EXIT_BAD_INPUT
+    return _print_outcomes(outcomes, as_json=args.json)
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -240,6 +240,14 @@ def test_the_writer_is_one_process(tmp_path: Path) -> None:
     assert run.stderr.strip() == "error: the warehouse writer runs one process (DuckDB has one writer), not 2"
 
 
+def test_the_read_workers_apply_the_size_caps_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLKIT_SPOOL", str(tmp_path / "spool"))
+    book = customers_book(tmp_path / "c.xlsx", range(1, 11))
+    assert "spool_id" in tasks.ingest_file(str(book))
+    refused = tasks.ingest_file(str(book), max_cells=10)
+    assert refused["kind"] == "UnreadableFileError" and "--max-cells" in refused["error"], refused
+
+
 def test_summary_travels_as_its_dict(tmp_path: Path) -> None:
     summary = ingest(DATA / "loan_data.xlsx", db=tmp_path / "w.duckdb")
     back = tasks.summary_from_dict(json.loads(json.dumps(summary.to_dict())))

@@ -25,6 +25,7 @@ from kombu.utils.url import maybe_sanitize_url
 
 from toolkit import errors
 from toolkit.errors import ClusterError, ToolkitError
+from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.specs import load_specs
 from toolkit.spool import Spool, encode
 from toolkit.summary import IngestSummary
@@ -194,6 +195,8 @@ def submit(
     on_conflict: str = "reject",
     broker: str | None = None,
     spool: str | Path | None = None,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
     wait: bool = False,
     timeout: float = 3600.0,
 ) -> Submission:
@@ -203,6 +206,7 @@ def submit(
     that cannot see them where they are. Without it the workers read the given paths (made
     absolute), which must be on a share every worker sees at the same path. Spec files are read
     here and travel with the tasks, so a bad spec fails now and workers need no copy of it.
+    ``max_cells`` and ``max_uncompressed_bytes``: the read workers' caps, as for ``ingest``.
     With ``wait=True`` this returns once the outcome is in (``summaries()`` then returns at once).
     """
     url = broker or settings("broker")
@@ -217,7 +221,15 @@ def submit(
             sent.append((staging.stage(path), True) if staging else (str(Path(path).resolve()), False))
         except ToolkitError as exc:
             failed[index] = exc
-    options = {"table": table, "sheet": sheet, "header_row": header_row, "batch_size": batch_size, "on_conflict": on_conflict}
+    options = {
+        "table": table,
+        "sheet": sheet,
+        "header_row": header_row,
+        "batch_size": batch_size,
+        "on_conflict": on_conflict,
+        "max_cells": max_cells,
+        "max_uncompressed_bytes": max_uncompressed_bytes,
+    }
     result = None
     if sent:
         client = _client(url)

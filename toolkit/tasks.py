@@ -52,6 +52,7 @@ from toolkit.cluster import (
 )
 from toolkit.errors import ClusterError, SchemaChangeError, SpoolError, ToolkitError, WarehouseError
 from toolkit.ingest import load_prepared, prepare
+from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.spool import Spool, decode, entry_id
@@ -89,6 +90,8 @@ def ingest_file(
     staged: bool = False,
     batch_size: int = 1000,
     on_conflict: str = "reject",
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> dict[str, Any]:
     """Read and validate one file into the spool; a bad file is an outcome, not a failure."""
     spool = Spool(settings("spool"))
@@ -96,9 +99,10 @@ def ingest_file(
     try:
         chosen = decode(specs) if specs is not None else load_specs()
         options = {"table": table, "sheet": sheet, "header_row": header_row, "batch_size": batch_size, "on_conflict": on_conflict}
-        entry = entry_id(_sha256(source), options, chosen)
+        caps = {"max_cells": max_cells, "max_uncompressed_bytes": max_uncompressed_bytes}
+        entry = entry_id(_sha256(source), {**options, **caps}, chosen)
         if not spool.has(entry):
-            prepared = prepare(source, specs=chosen, table=table, sheet=sheet, header_row=header_row)
+            prepared = prepare(source, specs=chosen, table=table, sheet=sheet, header_row=header_row, **caps)
             spool.write(entry, prepared, options=options)
         return {"file": str(source), "spool_id": entry, "table": spool.read_spec(entry).table}
     except ToolkitError as exc:

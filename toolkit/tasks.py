@@ -54,7 +54,7 @@ from toolkit.errors import ClusterError, SchemaChangeError, SpoolError, ToolkitE
 from toolkit.ingest import load_prepared, prepare
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse
-from toolkit.specs import TableSpec, load_order, load_specs
+from toolkit.specs import TableSpec, load_queue, load_specs
 from toolkit.spool import Spool, decode, entry_id
 
 # The submitting side lives in toolkit.cluster (no task code needed there); offered here too.
@@ -176,8 +176,7 @@ def run_batch(record: dict[str, Any]) -> list[dict[str, Any]]:
                 continue
             specs.setdefault(spec.table, spec)
             tables[index] = spec.table
-        order = load_order(tables.values(), specs)
-        queue = sorted(tables, key=lambda i: (order.index(tables[i]), i))
+        queue = load_queue(tables, specs)
         with _Writer(db) as writer:
             for done, index in enumerate(queue):
                 report = _reporter(record["task_id"], outcomes[index]["file"], done, len(queue))

@@ -300,6 +300,15 @@ def test_the_same_file_submitted_twice_at_once_loads_once(cluster: Cluster, tmp_
     assert runs == [(one.run_id, "completed"), (again.run_id, "completed")]
 
 
+def test_a_resubmission_with_another_batch_size_reuses_the_spool_entry(cluster: Cluster, tmp_path: Path) -> None:
+    book = customers_book(tmp_path / "batches.xlsx", range(101_450, 101_480))
+    (first,) = cluster.outcome(cluster.submit([book], batch_size=7))
+    (again,) = cluster.outcome(cluster.submit([book], batch_size=11, on_conflict="update"))
+    entries = [e for e in (cluster.spool / "entries").iterdir() if Spool(cluster.spool).source(e.name) == str(book)]
+    assert len(entries) == 1
+    assert (first.batch_size, again.batch_size) == (7, 11) and (again.inserted, again.skipped) == (0, 30)
+
+
 def test_load_one_spool_entry_again(cluster: Cluster, tmp_path: Path) -> None:
     book = customers_book(tmp_path / "entry.xlsx", range(101_500, 101_520))
     (first,) = cluster.outcome(cluster.submit([book]))
@@ -361,9 +370,9 @@ def test_resume_finishes_a_claimed_batch_and_answers_its_submitter(
     monkeypatch.setattr(tasks.app.conf, "result_backend", cluster.broker)
     spool = Spool(tmp_path / "spool")
     book = customers_book(tmp_path / "claimed.xlsx", range(1, 41))
-    spool.write("e1", prepare(book), options={})
+    spool.write("e1", prepare(book))
     task_id = str(uuid.uuid4())
-    outcome = {"file": str(book), "spool_id": "e1", "table": "customers"}
+    outcome = {"file": str(book), "spool_id": "e1"}
     spool.claim(task_id, {"task_id": task_id, "ticket": 0.0, "batch_size": 10, "on_conflict": "reject", "outcomes": [outcome]})
     assert tasks.resume() == 1
     stored = cluster_client._client(cluster.broker).AsyncResult(task_id)

@@ -221,12 +221,11 @@ def submit(
             sent.append((staging.stage(path), True) if staging else (str(Path(path).resolve()), False))
         except ToolkitError as exc:
             failed[index] = exc
-    options = {
+    # What the read workers need; the batch size and the conflict policy are the writer's (the body).
+    read = {
         "table": table,
         "sheet": sheet,
         "header_row": header_row,
-        "batch_size": batch_size,
-        "on_conflict": on_conflict,
         "max_cells": max_cells,
         "max_uncompressed_bytes": max_uncompressed_bytes,
     }
@@ -235,7 +234,7 @@ def submit(
         client = _client(url)
         ticket = redis_time(url)
         header = [
-            client.signature("toolkit.ingest_file", args=(path,), kwargs={**options, "specs": specs, "staged": staged})
+            client.signature("toolkit.ingest_file", args=(path,), kwargs={**read, "specs": specs, "staged": staged})
             for path, staged in sent
         ]
         body = client.signature(

@@ -60,7 +60,7 @@ class Spool:
     def has(self, entry_id: str) -> bool:
         return (self.entry(entry_id) / "manifest.json").is_file()
 
-    def write(self, entry_id: str, prepared: Prepared, *, options: Mapping[str, Any]) -> bool:
+    def write(self, entry_id: str, prepared: Prepared) -> bool:
         """Store ``prepared`` as entry ``entry_id``; False when the entry already existed (kept as is)."""
         if self.has(entry_id):
             return False
@@ -70,10 +70,7 @@ class Spool:
             frames = _Frames(tmp)
             manifest = {
                 "format": FORMAT,
-                "id": entry_id,
                 "toolkit_version": __version__,
-                "options": dict(options),
-                "table": prepared.table,
                 "file": str(prepared.path),
                 "spec": encode(prepared.validated.spec),
                 "prepared": encode(prepared, frames, where="prepared"),

@@ -8,7 +8,7 @@ has one writer — which loads the entries in ``load_order`` (parents before chi
 
 Tasks are acknowledged late and requeued when their worker dies, so any task may run twice:
 
-- a spool entry's id derives from the file's sha256 and the options, so a repeated read reuses it;
+- a spool entry's id derives from the file's sha256 and the read's options, so a repeated read reuses it;
 - a submission carries a *ticket*, the Redis server's time when it was made (one clock for every
   machine); the writer records beside each entry it loads the summary and the time it loaded it.
   A load request whose ticket is older than that record was already served — a redelivery, a
@@ -88,8 +88,6 @@ def ingest_file(
     header_row: int | None = None,
     specs: Any = None,
     staged: bool = False,
-    batch_size: int = 1000,
-    on_conflict: str = "reject",
     max_cells: int = DEFAULT_MAX_CELLS,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> dict[str, Any]:
@@ -98,13 +96,28 @@ def ingest_file(
     source = spool.resolve(path) if staged else Path(path)
     try:
         chosen = decode(specs) if specs is not None else load_specs()
-        options = {"table": table, "sheet": sheet, "header_row": header_row, "batch_size": batch_size, "on_conflict": on_conflict}
-        caps = {"max_cells": max_cells, "max_uncompressed_bytes": max_uncompressed_bytes}
-        entry = entry_id(_sha256(source), {**options, **caps}, chosen)
+        # Only what changes the read names the entry: a resubmission with another batch size or
+        # conflict policy (the writer's business) reuses it.
+        options = {
+            "table": table,
+            "sheet": sheet,
+            "header_row": header_row,
+            "max_cells": max_cells,
+            "max_uncompressed_bytes": max_uncompressed_bytes,
+        }
+        entry = entry_id(_sha256(source), options, chosen)
         if not spool.has(entry):
-            prepared = prepare(source, specs=chosen, table=table, sheet=sheet, header_row=header_row, **caps)
-            spool.write(entry, prepared, options=options)
-        return {"file": str(source), "spool_id": entry, "table": spool.read_spec(entry).table}
+            prepared = prepare(
+                source,
+                specs=chosen,
+                table=table,
+                sheet=sheet,
+                header_row=header_row,
+                max_cells=max_cells,
+                max_uncompressed_bytes=max_uncompressed_bytes,
+            )
+            spool.write(entry, prepared)
+        return {"file": str(source), "spool_id": entry}
     except ToolkitError as exc:
         return _failed(str(source), exc)
 
@@ -122,7 +135,7 @@ def load_batch(
 def load(self: Any, spool_id: str, *, ticket: float | None = None, batch_size: int = 1000, on_conflict: str = "reject") -> Any:
     """Load one spool entry; without a ticket it loads again even if it was loaded before."""
     spool = Spool(settings("spool"))
-    outcome = {"file": spool.source(spool_id), "spool_id": spool_id, "table": spool.read_spec(spool_id).table}
+    outcome = {"file": spool.source(spool_id), "spool_id": spool_id}
     record = {"task_id": self.request.id, "ticket": ticket or redis_time(), "batch_size": batch_size, "on_conflict": on_conflict}
     return run_batch({**record, "outcomes": [outcome], "single": True})[0]
 

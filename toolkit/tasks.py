@@ -24,7 +24,6 @@ child forked from a process that has started polars' thread pool deadlocks.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -38,7 +37,6 @@ from celery import Celery, states
 from celery.exceptions import CPendingDeprecationWarning
 from celery.signals import celeryd_after_setup, worker_ready
 
-from toolkit import errors
 from toolkit.cluster import (
     READ_QUEUE,
     WAREHOUSE_QUEUE,
@@ -54,6 +52,7 @@ from toolkit.errors import ClusterError, SchemaChangeError, SpoolError, ToolkitE
 from toolkit.ingest import load_prepared, prepare
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse
+from toolkit.read import file_sha256
 from toolkit.specs import TableSpec, load_queue, load_specs
 from toolkit.spool import Spool, decode, entry_id
 
@@ -105,7 +104,7 @@ def ingest_file(
             "max_cells": max_cells,
             "max_uncompressed_bytes": max_uncompressed_bytes,
         }
-        entry = entry_id(_sha256(source), options, chosen)
+        entry = entry_id(file_sha256(source), options, chosen)
         if not spool.has(entry):
             prepared = prepare(
                 source,
@@ -274,14 +273,6 @@ def _reporter(task_id: str, file: str, done: int, total: int) -> Callable[[Progr
 
 def _failed(file: str, exc: ToolkitError) -> dict[str, Any]:
     return {"file": file, "error": str(exc), "kind": type(exc).__name__}
-
-
-def _sha256(path: Path) -> str:
-    try:
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError as exc:
-        raise errors.UnreadableFileError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
 
 
 def run_worker(

@@ -129,7 +129,7 @@ class Cluster:
 
     def submit(self, paths: Sequence[Path], **options: Any) -> Any:
         self.submitted += paths
-        return tasks.submit(paths, broker=self.broker, **options)
+        return cluster_client.submit(paths, broker=self.broker, **options)
 
     def outcome(self, submission: Any) -> list[IngestSummary]:
         try:
@@ -246,13 +246,6 @@ def test_the_read_workers_apply_the_size_caps_given(tmp_path: Path, monkeypatch:
     assert "spool_id" in tasks.ingest_file(str(book))
     refused = tasks.ingest_file(str(book), max_cells=10)
     assert refused["kind"] == "UnreadableFileError" and "--max-cells" in refused["error"], refused
-
-
-def test_summary_travels_as_its_dict(tmp_path: Path) -> None:
-    summary = ingest(DATA / "loan_data.xlsx", db=tmp_path / "w.duckdb")
-    back = tasks.summary_from_dict(json.loads(json.dumps(summary.to_dict())))
-    assert back.to_dict() == summary.to_dict()
-    assert back.text() == summary.text()
 
 
 # --- the cluster --------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -273,20 +272,9 @@ def _publish(send: Callable[[], Any], url: str) -> Any:
         raise ClusterError(f"{maybe_sanitize_url(url)}: cannot enqueue the files ({exc}); is Redis running?") from exc
 
 
-def summary_from_dict(data: dict[str, Any]) -> IngestSummary:
-    """An :class:`IngestSummary` back from its ``to_dict()`` (without the row frames)."""
-    names = {f.name for f in fields(IngestSummary)} - {"accepted", "rejected"}
-    values = {k: v for k, v in data.items() if k in names}
-    for key in ("errors", "unmapped_columns", "warnings"):
-        values[key] = tuple(values.get(key, ()))
-    for key in ("started_at", "finished_at"):
-        values[key] = datetime.fromisoformat(values[key]) if values.get(key) else None
-    return IngestSummary(**values)
-
-
 def _outcome(data: dict[str, Any]) -> IngestSummary | ToolkitError:
     if "summary" in data:
-        return summary_from_dict(data["summary"])
+        return IngestSummary.from_dict(data["summary"])
     kind = getattr(errors, str(data.get("kind")), None)
     if not (isinstance(kind, type) and issubclass(kind, ToolkitError)):
         kind = errors.BadInputError

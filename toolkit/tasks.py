@@ -37,17 +37,7 @@ from celery import Celery, states
 from celery.exceptions import CPendingDeprecationWarning
 from celery.signals import celeryd_after_setup, worker_ready
 
-from toolkit.cluster import (
-    READ_QUEUE,
-    WAREHOUSE_QUEUE,
-    Submission,
-    SubmissionProgress,
-    celery_config,
-    redis_time,
-    settings,
-    submit,
-    summary_from_dict,
-)
+from toolkit.cluster import READ_QUEUE, WAREHOUSE_QUEUE, celery_config, redis_time, settings
 from toolkit.errors import ClusterError, SchemaChangeError, SpoolError, ToolkitError, WarehouseError
 from toolkit.ingest import load_prepared, prepare
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
@@ -56,8 +46,8 @@ from toolkit.read import file_sha256
 from toolkit.specs import TableSpec, load_queue, load_specs
 from toolkit.spool import Spool, decode, entry_id
 
-# The submitting side lives in toolkit.cluster (no task code needed there); offered here too.
-__all__ = ["Submission", "SubmissionProgress", "app", "configure", "run_worker", "submit", "summary_from_dict"]
+# The submitting side is toolkit.cluster (no task code needed there).
+__all__ = ["app", "configure", "run_worker"]
 
 log = logging.getLogger("toolkit")
 app = Celery("toolkit")

@@ -3,7 +3,8 @@
 The workers' side is :mod:`toolkit.tasks`; this module holds no task code, so a submitter (a
 laptop, the notebook app) needs only Celery's client and sends tasks by name. Settings come from
 ``TOOLKIT_*`` environment variables: ``TOOLKIT_BROKER_URL`` (Redis, broker and result store),
-``TOOLKIT_SPOOL`` and ``TOOLKIT_DB`` (the workers'), ``TOOLKIT_VISIBILITY_TIMEOUT`` (seconds).
+``TOOLKIT_SPOOL`` and ``TOOLKIT_DB`` (the workers'), ``TOOLKIT_VISIBILITY_TIMEOUT`` and
+``TOOLKIT_WAREHOUSE_WAIT`` (seconds): see ``_VARIABLES``.
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ _VARIABLES = {
     "broker": ("TOOLKIT_BROKER_URL", DEFAULT_BROKER),
     "spool": ("TOOLKIT_SPOOL", "spool"),
     "db": ("TOOLKIT_DB", "warehouse.duckdb"),
+    "visibility_timeout": ("TOOLKIT_VISIBILITY_TIMEOUT", "3600"),  # seconds
+    "warehouse_wait": ("TOOLKIT_WAREHOUSE_WAIT", "60"),  # seconds the writer waits for a busy warehouse
 }
 
 
 def settings(name: str) -> str:
-    """This process's setting ``name`` (``broker``, ``spool`` or ``db``), from its variable or the default."""
+    """This process's setting ``name`` (a key of ``_VARIABLES``), from its variable or the default."""
     variable, default = _VARIABLES[name]
     return os.environ.get(variable, default)
 
@@ -50,7 +53,7 @@ def settings(name: str) -> str:
 def celery_config(broker: str) -> dict[str, Any]:
     # A message is redelivered this long after a worker took it without acknowledging (a killed
     # worker); tasks that run longer are delivered twice, which the spool and the tickets absorb.
-    visibility = float(os.environ.get("TOOLKIT_VISIBILITY_TIMEOUT", "3600"))
+    visibility = float(settings("visibility_timeout"))
     return {
         "broker_url": broker,
         "result_backend": broker,
@@ -132,15 +135,15 @@ class Submission:
         if self._result is None:
             return SubmissionProgress(len(self.files), len(self.files), states.SUCCESS)
         state, info = self._result.state, self._result.info
-        header = self._result.parent
-        read = header.completed_count() if header is not None else 0
         if state == "PROGRESS" and isinstance(info, dict):
             return SubmissionProgress(
                 len(self.files), len(self.files), state, Path(info["file"]).name, info["done"], info["total"],
                 info["rows_done"], info["rows_total"],
             )  # fmt: skip
         if state in states.READY_STATES:
-            read = len(self.files) - len(self._failed)
+            return SubmissionProgress(len(self.files), len(self.files), state)
+        header = self._result.parent
+        read = header.completed_count() if header is not None else 0
         return SubmissionProgress(len(self.files), read + len(self._failed), state)
 
     def summaries(
@@ -196,8 +199,6 @@ def submit(
     spool: str | Path | None = None,
     max_cells: int = DEFAULT_MAX_CELLS,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
-    wait: bool = False,
-    timeout: float = 3600.0,
 ) -> Submission:
     """Enqueue files for the cluster: read on any worker, loaded by the writer in load order.
 
@@ -206,7 +207,6 @@ def submit(
     absolute), which must be on a share every worker sees at the same path. Spec files are read
     here and travel with the tasks, so a bad spec fails now and workers need no copy of it.
     ``max_cells`` and ``max_uncompressed_bytes``: the read workers' caps, as for ``ingest``.
-    With ``wait=True`` this returns once the outcome is in (``summaries()`` then returns at once).
     """
     url = broker or settings("broker")
     specs = encode(load_specs(spec_paths)) if spec_paths else None
@@ -240,10 +240,7 @@ def submit(
             "toolkit.load_batch", kwargs={"ticket": ticket, "batch_size": batch_size, "on_conflict": on_conflict}
         )
         result = _publish(lambda: chord(header, body).apply_async(), url)
-    submission = Submission(result, files, failed)
-    if wait and result is not None:
-        submission.summaries(timeout=timeout)
-    return submission
+    return Submission(result, files, failed)
 
 
 class PollingRedisBackend(RedisBackend):

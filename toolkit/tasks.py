@@ -222,7 +222,7 @@ class _Writer:
 
     def open(self) -> Warehouse:
         if self.warehouse is None:
-            self.warehouse = Warehouse(self.db, wait=float(os.environ.get("TOOLKIT_WAREHOUSE_WAIT", "60")))
+            self.warehouse = Warehouse(self.db, wait=float(settings("warehouse_wait")))
         return self.warehouse
 
     def __enter__(self) -> _Writer:

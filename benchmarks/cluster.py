@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import workbooks
+from benchmarks import local_cluster, workbooks
 from benchmarks.run import MULTI_FILES, MULTI_ROWS, ROOT, _child, machine
 
 WORK = workbooks.CACHE / "cluster"
@@ -36,54 +34,30 @@ READERS = (1, 2, 4)
 STREAM = "readers-2-separately"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not ready after {timeout:g} s")
-        time.sleep(0.1)
-
-
 def cluster_run(readers: int, paths: list[Path], *, separately: bool = False) -> dict[str, float]:
-    from toolkit.cluster import redis_time, submit
-    from toolkit.errors import ClusterError
+    from toolkit.cluster import submit
 
     root = WORK / f"readers-{readers}-{time.time_ns()}"
     root.mkdir(parents=True)
     db, spool = workbooks.fresh_warehouse(root / "warehouse.duckdb"), root / "spool"
-    broker = f"redis://127.0.0.1:{_free_port()}/0"
-    port = broker.rsplit(":", 1)[1].split("/")[0]
+    broker = f"redis://127.0.0.1:{local_cluster.free_port()}/0"
     processes: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, command: list[str]) -> Path:
         log = root / f"{name}.log"
-        with log.open("wb") as out:
-            processes.append(subprocess.Popen(command, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+        processes.append(local_cluster.spawn(command, log, cwd=root))
         return log
 
-    def reachable() -> bool:
-        try:
-            redis_time(broker)
-        except ClusterError:
-            return False
-        return True
-
     try:
-        spawn("redis", ["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        _wait(reachable, 15, "redis-server")
+        spawn("redis", local_cluster.redis_command(broker))
+        local_cluster.wait_for(lambda: local_cluster.redis_up(broker), 15, lambda: "redis-server did not start")
         worker = [sys.executable, "-m", "toolkit", "worker", "--spool", str(spool), "--broker", broker]
         logs = [
             spawn("writer", [*worker, "--warehouse", "--db", str(db)]),
             spawn("reader", [*worker, "--concurrency", str(readers)]),
         ]
         for log in logs:
-            _wait(lambda log=log: " ready." in log.read_text(errors="replace"), 120, log.stem)
+            local_cluster.wait_for(lambda log=log: local_cluster.worker_ready(log), 120, lambda log=log: f"{log.stem} not ready")
 
         started = time.perf_counter()
         read_at: list[float] = []
@@ -120,11 +94,7 @@ def cluster_run(readers: int, paths: list[Path], *, separately: bool = False) ->
         }
     finally:
         for process in reversed(processes):  # Redis last
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=30)
+            local_cluster.kill(process)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -8,19 +8,16 @@ the workers through PYTHONPATH: it pauses ``prepare`` of a ``pause-read*`` file,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from benchmarks import local_cluster
+from benchmarks.local_cluster import free_port, wait_for
 from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, ROOT, customer, loan, write_workbook
 from toolkit.errors import ClusterError
 from toolkit.ingest import ingest, ingest_many, prepare
@@ -45,21 +44,6 @@ VISIBILITY = 3  # seconds after which a dead worker's task is delivered again
 WAIT = 90.0  # deadline for one submission
 HOOKS = ROOT / "tests" / "cluster_hooks"
 COUNTS = ("total", "success", "failed", "inserted", "skipped", "duplicates", "updated", "errors", "unmapped_columns")
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, message: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(message())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Cluster:
@@ -85,24 +69,12 @@ class Cluster:
 
     def spawn(self, name: str, command: Sequence[str]) -> None:
         self.starts[name] += 1
-        log = self.root / f"{name}-{self.starts[name]}.log"
-        with log.open("wb") as out:
-            self.processes[name] = subprocess.Popen(
-                command, cwd=self.root, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.logs[name] = log
+        self.logs[name] = self.root / f"{name}-{self.starts[name]}.log"
+        self.processes[name] = local_cluster.spawn(command, self.logs[name], cwd=self.root, env=self.env())
 
     def start_redis(self) -> None:
-        port = self.broker.rsplit(":", 1)[1].split("/")[0]
-        self.spawn("redis", ["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        wait_for(self._redis_up, 15, lambda: f"redis-server did not start:\n{self.tail('redis')}")
-
-    def _redis_up(self) -> bool:
-        try:
-            cluster_client.redis_time(self.broker)
-        except ClusterError:
-            return False
-        return True
+        self.spawn("redis", local_cluster.redis_command(self.broker))
+        wait_for(lambda: local_cluster.redis_up(self.broker), 15, lambda: f"redis-server did not start:\n{self.tail('redis')}")
 
     def start_workers(self, *names: str) -> None:
         for name in names:
@@ -111,13 +83,10 @@ class Cluster:
                 name, [sys.executable, "-m", "toolkit", "worker", "--spool", str(self.spool), "--broker", self.broker, *role]
             )
         for name in names:
-            wait_for(lambda n=name: " ready." in self.logs[n].read_text(errors="replace"), 60, lambda n=name: self.tail(n))
+            wait_for(lambda n=name: local_cluster.worker_ready(self.logs[n]), 60, lambda n=name: self.tail(n))
 
     def kill(self, name: str) -> None:
-        process = self.processes.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
+        local_cluster.kill(self.processes.pop(name))
 
     def owner(self, pid: int) -> str:
         group = os.getpgid(pid)

@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 
 from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, customer, loan
 from toolkit.errors import SpoolError
-from toolkit.ingest import Prepared, prepare
+from toolkit.ingest import prepare
 from toolkit.specs import load_spec, load_specs
 from toolkit.spool import Spool, decode, entry_id
 
@@ -155,8 +155,3 @@ def test_an_entry_from_another_format_is_refused(spool: Spool, workbook: Any) ->
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format": 99}))
     with pytest.raises(SpoolError, match="format 99"):
         spool.read("e9")
-
-
-def test_prepared_is_still_a_dataclass() -> None:
-    # The codec relies on it: if Prepared stops being a dataclass, the round trip tests say why.
-    assert dataclasses.is_dataclass(Prepared)

@@ -7,11 +7,12 @@ Every run starts its own cluster — a Redis on a free loopback port, one read w
 ``--concurrency N`` (N pool processes) and the writer, each in a process group of its own — with a
 fresh spool and a fresh warehouse holding the workbooks' customers (benchmarks/workbooks.py). The
 clock starts at ``submit``, once every process is ready, and stops when the last summary is in;
-"read" is when the last file was in the spool. Then the warehouse is replaced by a fresh one and
-the same files are submitted again: their spool entries exist, so the readers only hash the files
-and the run measures the writer on its own. A last setup submits each file on its own (no order
-between them), so reads overlap loads. The local baseline is ``ingest_many`` of the same files
-in a fresh process (benchmarks.methods). Medians; ratios to the local run.
+"read" is when the last file was in the spool. The spool's entries are then measured (bytes on
+disk), the warehouse is replaced by a fresh one and the same files are submitted again: their
+spool entries exist, so the readers only hash the files and the run measures the writer on its own.
+A last setup submits each file on its own (no order between them), so reads overlap loads. The
+local baseline is ``ingest_many`` of the same files in a fresh process (benchmarks.methods).
+Medians; ratios to the local run.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def cluster_run(readers: int, paths: list[Path], *, separately: bool = False) ->
         outcomes = submit(paths, broker=broker).summaries(timeout=900, on_progress=progress, poll=0.05)
         seconds = time.perf_counter() - started
         rows = sum(o.total for o in outcomes)
+        entries = [f for f in (spool / "entries").rglob("*") if f.is_file()]
 
         for leftover in (db, db.with_suffix(".duckdb.wal")):  # the writer holds the file only while loading
             leftover.unlink(missing_ok=True)
@@ -91,6 +93,8 @@ def cluster_run(readers: int, paths: list[Path], *, separately: bool = False) ->
             "inserted": sum(o.inserted for o in outcomes),
             "writer_seconds": writer_seconds,
             "load_seconds": load_seconds,
+            "spool_mb": sum(f.stat().st_size for f in entries) / 1e6,
+            "workbooks_mb": sum(p.stat().st_size for p in paths) / 1e6,
         }
     finally:
         for process in reversed(processes):  # Redis last
@@ -143,6 +147,11 @@ def report(results: dict[str, list[dict[str, float]]], info: dict[str, str], rep
         "",
         f"- The writer on its own: {rows / writer:,.0f} rows/s end to end, {rows / load:,.0f} rows/s inside `load_prepared`.",
     ]
+    spool, books = (statistics.median(r[key] for r in timed) for key in ("spool_mb", "workbooks_mb"))
+    lines.append(
+        f"- The spool holds {spool:,.0f} MB of entries for the {books:,.0f} MB of workbooks ({spool / books:.1f}×): "
+        f"{spool / MULTI_FILES:.1f} MB per {MULTI_ROWS:,}-row workbook, {spool / rows * 10_000:.2f} MB per 10,000 rows."
+    )
     same = {r["inserted"] for runs in results.values() for r in runs}
     lines.append(f"- Every run inserted the same rows: {len(same) == 1} ({same.pop():,} rows).")
     return "\n".join(lines)

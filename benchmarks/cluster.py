@@ -7,11 +7,12 @@ Every run starts its own cluster — a Redis on a free loopback port, one read w
 ``--concurrency N`` (N pool processes) and the writer, each in a process group of its own — with a
 fresh spool and a fresh warehouse holding the workbooks' customers (benchmarks/workbooks.py). The
 clock starts at ``submit``, once every process is ready, and stops when the last summary is in;
-"read" is when the last file was in the spool. Then the warehouse is replaced by a fresh one and
-the same files are submitted again: their spool entries exist, so the readers only hash the files
-and the run measures the writer on its own. A last setup submits each file on its own (no order
-between them), so reads overlap loads. The local baseline is ``ingest_many`` of the same files
-in a fresh process (benchmarks.methods). Medians; ratios to the local run.
+"read" is when the last file was in the spool. The spool's entries are then measured (bytes on
+disk), the warehouse is replaced by a fresh one and the same files are submitted again: their
+spool entries exist, so the readers only hash the files and the run measures the writer on its own.
+A last setup submits each file on its own (no order between them), so reads overlap loads. The
+local baseline is ``ingest_many`` of the same files in a fresh process (benchmarks.methods).
+Medians; ratios to the local run.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import workbooks
+from benchmarks import local_cluster, workbooks
 from benchmarks.run import MULTI_FILES, MULTI_ROWS, ROOT, _child, machine
 
 WORK = workbooks.CACHE / "cluster"
@@ -36,54 +35,30 @@ READERS = (1, 2, 4)
 STREAM = "readers-2-separately"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not ready after {timeout:g} s")
-        time.sleep(0.1)
-
-
 def cluster_run(readers: int, paths: list[Path], *, separately: bool = False) -> dict[str, float]:
-    from toolkit.cluster import redis_time, submit
-    from toolkit.errors import ClusterError
+    from toolkit.cluster import submit
 
     root = WORK / f"readers-{readers}-{time.time_ns()}"
     root.mkdir(parents=True)
     db, spool = workbooks.fresh_warehouse(root / "warehouse.duckdb"), root / "spool"
-    broker = f"redis://127.0.0.1:{_free_port()}/0"
-    port = broker.rsplit(":", 1)[1].split("/")[0]
+    broker = f"redis://127.0.0.1:{local_cluster.free_port()}/0"
     processes: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, command: list[str]) -> Path:
         log = root / f"{name}.log"
-        with log.open("wb") as out:
-            processes.append(subprocess.Popen(command, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+        processes.append(local_cluster.spawn(command, log, cwd=root))
         return log
 
-    def reachable() -> bool:
-        try:
-            redis_time(broker)
-        except ClusterError:
-            return False
-        return True
-
     try:
-        spawn("redis", ["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        _wait(reachable, 15, "redis-server")
+        spawn("redis", local_cluster.redis_command(broker))
+        local_cluster.wait_for(lambda: local_cluster.redis_up(broker), 15, lambda: "redis-server did not start")
         worker = [sys.executable, "-m", "toolkit", "worker", "--spool", str(spool), "--broker", broker]
         logs = [
             spawn("writer", [*worker, "--warehouse", "--db", str(db)]),
             spawn("reader", [*worker, "--concurrency", str(readers)]),
         ]
         for log in logs:
-            _wait(lambda log=log: " ready." in log.read_text(errors="replace"), 120, log.stem)
+            local_cluster.wait_for(lambda log=log: local_cluster.worker_ready(log), 120, lambda log=log: f"{log.stem} not ready")
 
         started = time.perf_counter()
         read_at: list[float] = []
@@ -100,6 +75,7 @@ def cluster_run(readers: int, paths: list[Path], *, separately: bool = False) ->
         outcomes = submit(paths, broker=broker).summaries(timeout=900, on_progress=progress, poll=0.05)
         seconds = time.perf_counter() - started
         rows = sum(o.total for o in outcomes)
+        entries = [f for f in (spool / "entries").rglob("*") if f.is_file()]
 
         for leftover in (db, db.with_suffix(".duckdb.wal")):  # the writer holds the file only while loading
             leftover.unlink(missing_ok=True)
@@ -117,14 +93,12 @@ def cluster_run(readers: int, paths: list[Path], *, separately: bool = False) ->
             "inserted": sum(o.inserted for o in outcomes),
             "writer_seconds": writer_seconds,
             "load_seconds": load_seconds,
+            "spool_mb": sum(f.stat().st_size for f in entries) / 1e6,
+            "workbooks_mb": sum(p.stat().st_size for p in paths) / 1e6,
         }
     finally:
         for process in reversed(processes):  # Redis last
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=30)
+            local_cluster.kill(process)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -173,6 +147,11 @@ def report(results: dict[str, list[dict[str, float]]], info: dict[str, str], rep
         "",
         f"- The writer on its own: {rows / writer:,.0f} rows/s end to end, {rows / load:,.0f} rows/s inside `load_prepared`.",
     ]
+    spool, books = (statistics.median(r[key] for r in timed) for key in ("spool_mb", "workbooks_mb"))
+    lines.append(
+        f"- The spool holds {spool:,.0f} MB of entries for the {books:,.0f} MB of workbooks ({spool / books:.1f}×): "
+        f"{spool / MULTI_FILES:.1f} MB per {MULTI_ROWS:,}-row workbook, {spool / rows * 10_000:.2f} MB per 10,000 rows."
+    )
     same = {r["inserted"] for runs in results.values() for r in runs}
     lines.append(f"- Every run inserted the same rows: {len(same) == 1} ({same.pop():,} rows).")
     return "\n".join(lines)

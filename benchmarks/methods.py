@@ -62,6 +62,17 @@ def original(args: Args) -> Args:
     return {"seconds": time.perf_counter() - start, **counts}
 
 
+def toolkit_prepare(args: Args) -> Args:
+    """``toolkit.prepare`` of one file: read and validate, no warehouse (the load's input)."""
+    import toolkit
+
+    start = time.perf_counter()
+    prepared = toolkit.prepare(args["paths"][0])
+    seconds = time.perf_counter() - start
+    validated = prepared.validated
+    return {"seconds": seconds, "total": validated.raw.height, "failed": validated.rejected.height}
+
+
 def toolkit_one(args: Args) -> Args:
     """``toolkit.ingest`` of one file, with the CLI's progress bar drawn into a buffer and timed."""
     import toolkit
@@ -128,6 +139,7 @@ METHODS: dict[str, Callable[[Args], Args]] = {
     "bare_text": bare_text,
     "pandas_openpyxl": pandas_openpyxl,
     "original": original,
+    "toolkit_prepare": toolkit_prepare,
     "toolkit_one": toolkit_one,
     "toolkit_many": toolkit_many,
     "toolkit_sequential": toolkit_sequential,

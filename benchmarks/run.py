@@ -65,6 +65,7 @@ def plan(quick: bool, default_batch: int) -> list[Job]:
         jobs += [
             Job("fastexcel typed read (the floor)", "bare_typed", size, rows, path, repeats),
             Job('fastexcel read as text (dtypes="string")', "bare_text", size, rows, path, repeats),
+            Job("toolkit prepare (read + validate, no warehouse)", "toolkit_prepare", size, rows, path, repeats),
         ]
         batches = [1000, 10_000, 100_000, WHOLE]
         for batch in sorted({*batches, default_batch}, key=lambda b: b or sys.maxsize):
@@ -249,6 +250,7 @@ def _findings(jobs: list[Job]) -> list[str]:
         spread = max(after.values()) / min(after.values()) - 1
         shown = ", ".join(f"{size} {us:.2f} µs" for size, us in after.items())
         found.append(f"- After a start-up of {start:.2f} s: {shown} a row (spread {spread:.0%}).")
+    found += _stages(jobs)
     for size in SIZES:
         original = next((j for j in jobs if j.method == "original" and j.size == size), None)
         ours = next((j for j in default if j.size == size), None)
@@ -267,6 +269,30 @@ def _findings(jobs: list[Job]) -> list[str]:
     if shares:
         found.append(f"- Progress callback (the CLI's bar, rendered every batch): at most {max(shares):.2%} of run time.")
     return found
+
+
+def _stages(jobs: list[Job]) -> list[str]:
+    """Where the time goes, derived from the rows of the table (each a median of its own runs)."""
+
+    def seconds(method: str, size: str, label: str = "") -> float | None:
+        found = next((j for j in jobs if j.method == method and j.size == size and label in j.label), None)
+        return found.median("seconds") if found else None
+
+    lines = []
+    for size, rows in SIZES.items():
+        bare, prepared = seconds("bare_typed", size), seconds("toolkit_prepare", size)
+        batched = seconds("toolkit_one", size, "fresh, batch 1,000")
+        whole = seconds("toolkit_one", size, "fresh, batch whole file")
+        if bare and prepared:
+            line = f"- {size}: read + validate (`prepare`) {prepared:.2f} s, {prepared / bare:.2f}× the bare read"
+            if whole:
+                line += f"; the load in one commit (whole file − prepare) {whole - prepared:.2f} s"
+            lines.append(line + ".")
+        if batched and whole and rows >= 100_000:  # below, the few extra commits drown in the runs' spread
+            extra = -(-rows // 1000) - 1  # commits of 1000 rows, less the whole file's one
+            cost = (batched - whole) / extra * 1e3
+            lines.append(f"- {size}: a commit costs {cost:.1f} ms (batch 1,000 − whole file, over {extra:,} more commits).")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

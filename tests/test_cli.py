@@ -402,3 +402,28 @@ def test_wait_lets_the_cli_succeed_once_the_other_process_exits(workbook: Book, 
 
 
 # A crash mid-run (SIGKILL at several points) and a full disk: tests/test_faults.py.
+
+
+# --- submit ------------------------------------------------------------------------------------
+
+
+def test_submit_wait_says_a_busy_warehouse_once_as_ingest_does(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The cluster rebuilds an error per file from its message: equal messages, distinct objects.
+    from toolkit import cli as cli_module
+    from toolkit.errors import WarehouseError
+
+    busy = "w.duckdb: the warehouse is in use by another process"
+
+    class Submission:
+        def summaries(self, **_: Any) -> list[Any]:
+            return [WarehouseError(busy), WarehouseError(busy)]
+
+    class Cluster:
+        def submit(self, *_: Any, **__: Any) -> Submission:
+            return Submission()
+
+    monkeypatch.setattr(cli_module, "_cluster", lambda module: Cluster())
+    assert main(["submit", "a.xlsx", "b.xlsx", "--wait", "--quiet"]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {busy}"]

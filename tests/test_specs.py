@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from toolkit.errors import SpecError
-from toolkit.specs import Column, TableSpec, builtin_specs, load_order, load_spec, load_specs, parse_spec
+from toolkit.specs import Column, TableSpec, builtin_specs, load_order, load_queue, load_spec, load_specs, parse_spec
 
 GOOD = """
 table = "payments"
@@ -293,6 +293,11 @@ def test_load_order_puts_parents_before_children() -> None:
     assert load_order(["loans", "customers"], specs) == ["customers", "loans"]
     assert load_order(["customers", "loans", "loans"], specs) == ["customers", "loans"]
     assert load_order(["loans"], specs) == ["loans"]
+
+
+def test_load_queue_puts_files_of_parent_tables_first_then_keeps_their_positions() -> None:
+    tables = {0: "loans", 2: "customers", 3: "loans", 5: "customers"}
+    assert load_queue(tables, builtin_specs()) == [2, 5, 0, 3]
 
 
 def test_load_order_keeps_the_given_order_for_a_cycle(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 
 from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, customer, loan
 from toolkit.errors import SpoolError
-from toolkit.ingest import Prepared, prepare
+from toolkit.ingest import prepare
 from toolkit.specs import load_spec, load_specs
 from toolkit.spool import Spool, decode, entry_id
 
@@ -38,7 +38,7 @@ def spool(tmp_path: Path) -> Spool:
 @pytest.mark.parametrize("name", ["customer_data.xlsx", "loan_data.xlsx"])
 def test_round_trip_gives_back_every_field_and_frame(spool: Spool, name: str) -> None:
     prepared = prepare(DATA / name)
-    assert spool.write("e1", prepared, options={})
+    assert spool.write("e1", prepared)
     back = spool.read("e1")
     assert_same(prepared, back)
     assert back.validated.raw is back.sheet.raw  # one frame written once, shared again
@@ -51,10 +51,10 @@ def test_round_trip_of_edge_cases(spool: Spool, workbook: Any) -> None:
     rows = [CUSTOMER_HEADERS, customer(1), customer(1), customer(2, Age="abc"), customer(3, Phone_Number=None)]
     prepared = prepare(workbook(rows))
     assert not prepared.validated.duplicates.is_empty() and not prepared.validated.errors.is_empty()
-    spool.write("e2", prepared, options={"sheet": None})
+    spool.write("e2", prepared)
     assert_same(prepared, spool.read("e2"))
     empty = prepare(workbook([LOAN_HEADERS]))  # no data rows: empty frames keep their schema
-    spool.write("e3", empty, options={})
+    spool.write("e3", empty)
     assert_same(empty, spool.read("e3"))
 
 
@@ -63,7 +63,7 @@ def test_a_field_added_to_a_dataclass_travels(spool: Spool, workbook: Any) -> No
     prepared = prepare(workbook([LOAN_HEADERS, loan(1, 10)]))
     extra = pl.DataFrame({"a": [1, None]}, schema={"a": pl.Int32})
     prepared = dataclasses.replace(prepared, header_order=("x", extra, {"k": (1.5, None)}))  # type: ignore[arg-type]
-    spool.write("e4", prepared, options={})
+    spool.write("e4", prepared)
     assert_same(prepared.header_order[1], spool.read("e4").header_order[1])
     assert spool.read("e4").header_order[2] == {"k": (1.5, None)}
 
@@ -71,7 +71,7 @@ def test_a_field_added_to_a_dataclass_travels(spool: Spool, workbook: Any) -> No
 def test_a_value_it_cannot_store_names_the_field(spool: Spool, workbook: Any) -> None:
     prepared = dataclasses.replace(prepare(workbook([LOAN_HEADERS, loan()])), header_order={"a set"})  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"prepared\.header_order: the spool cannot store a set"):
-        spool.write("e5", prepared, options={})
+        spool.write("e5", prepared)
     assert not spool.has("e5") and not list((spool.root / "tmp").iterdir())  # nothing half-written
 
 
@@ -83,15 +83,15 @@ def test_only_toolkit_dataclasses_are_rebuilt() -> None:
 def test_writing_an_existing_entry_keeps_the_first(spool: Spool, workbook: Any) -> None:
     first = prepare(workbook([LOAN_HEADERS, loan(1, 10)]))
     second = prepare(workbook([LOAN_HEADERS, loan(2, 20)]))
-    assert spool.write("e6", first, options={})
-    assert not spool.write("e6", second, options={})
+    assert spool.write("e6", first)
+    assert not spool.write("e6", second)
     assert_same(first, spool.read("e6"))
 
 
 def test_concurrent_writers_leave_one_whole_entry(spool: Spool, workbook: Any) -> None:
     prepared = prepare(workbook([CUSTOMER_HEADERS, *[customer(i) for i in range(1, 300)]]))
     results: list[bool] = []
-    threads = [threading.Thread(target=lambda: results.append(spool.write("e7", prepared, options={}))) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: results.append(spool.write("e7", prepared))) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -150,13 +150,8 @@ def test_errors_are_one_line(spool: Spool, call: Any, message: str) -> None:
 
 
 def test_an_entry_from_another_format_is_refused(spool: Spool, workbook: Any) -> None:
-    spool.write("e9", prepare(workbook([LOAN_HEADERS, loan()])), options={})
+    spool.write("e9", prepare(workbook([LOAN_HEADERS, loan()])))
     manifest = spool.entry("e9") / "manifest.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format": 99}))
     with pytest.raises(SpoolError, match="format 99"):
         spool.read("e9")
-
-
-def test_prepared_is_still_a_dataclass() -> None:
-    # The codec relies on it: if Prepared stops being a dataclass, the round trip tests say why.
-    assert dataclasses.is_dataclass(Prepared)

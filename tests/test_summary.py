@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import toolkit
+from tests.conftest import CUSTOMER_HEADERS, DATA, customer, write_workbook
 from toolkit.summary import CONTRACT_KEYS, IngestSummary
 
 ERRORS = (
@@ -195,3 +198,21 @@ def test_html_escapes_every_user_value(tmp_path: Any) -> None:
     assert "&lt;script&gt;" in page
     assert (tmp_path / "run.html").read_text(encoding="utf-8") == page
     assert "<script>alert(1)</script>" not in hostile._repr_html_()
+
+
+def test_a_summary_travels_as_its_dict(tmp_path: Path) -> None:
+    summary = toolkit.ingest(DATA / "loan_data.xlsx", db=tmp_path / "w.duckdb")
+    back = IngestSummary.from_dict(json.loads(json.dumps(summary.to_dict())))
+    assert back.to_dict() == summary.to_dict()
+    assert back.text() == summary.text()
+
+
+def test_from_dict_rebuilds_the_rejected_rows_from_the_errors(tmp_path: Path) -> None:
+    book = write_workbook(tmp_path / "c.xlsx", [CUSTOMER_HEADERS, customer(1), customer(2, Age="abc", First_Name=None)])
+    full = toolkit.ingest(book, db=tmp_path / "w.duckdb")
+
+    rebuilt = IngestSummary.from_dict(full.to_dict()).rejected
+
+    assert rebuilt.rows(named=True) == [
+        {"__row": 3, "Age": "abc", "First Name": None, "reasons": [e["message"] for e in full.errors]}
+    ]

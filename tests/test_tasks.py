@@ -8,19 +8,16 @@ the workers through PYTHONPATH: it pauses ``prepare`` of a ``pause-read*`` file,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from benchmarks import local_cluster
+from benchmarks.local_cluster import free_port, wait_for
 from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, ROOT, customer, loan, write_workbook
 from toolkit.errors import ClusterError
 from toolkit.ingest import ingest, ingest_many, prepare
@@ -45,21 +44,6 @@ VISIBILITY = 3  # seconds after which a dead worker's task is delivered again
 WAIT = 90.0  # deadline for one submission
 HOOKS = ROOT / "tests" / "cluster_hooks"
 COUNTS = ("total", "success", "failed", "inserted", "skipped", "duplicates", "updated", "errors", "unmapped_columns")
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, message: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(message())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Cluster:
@@ -85,24 +69,12 @@ class Cluster:
 
     def spawn(self, name: str, command: Sequence[str]) -> None:
         self.starts[name] += 1
-        log = self.root / f"{name}-{self.starts[name]}.log"
-        with log.open("wb") as out:
-            self.processes[name] = subprocess.Popen(
-                command, cwd=self.root, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.logs[name] = log
+        self.logs[name] = self.root / f"{name}-{self.starts[name]}.log"
+        self.processes[name] = local_cluster.spawn(command, self.logs[name], cwd=self.root, env=self.env())
 
     def start_redis(self) -> None:
-        port = self.broker.rsplit(":", 1)[1].split("/")[0]
-        self.spawn("redis", ["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        wait_for(self._redis_up, 15, lambda: f"redis-server did not start:\n{self.tail('redis')}")
-
-    def _redis_up(self) -> bool:
-        try:
-            cluster_client.redis_time(self.broker)
-        except ClusterError:
-            return False
-        return True
+        self.spawn("redis", local_cluster.redis_command(self.broker))
+        wait_for(lambda: local_cluster.redis_up(self.broker), 15, lambda: f"redis-server did not start:\n{self.tail('redis')}")
 
     def start_workers(self, *names: str) -> None:
         for name in names:
@@ -111,13 +83,10 @@ class Cluster:
                 name, [sys.executable, "-m", "toolkit", "worker", "--spool", str(self.spool), "--broker", self.broker, *role]
             )
         for name in names:
-            wait_for(lambda n=name: " ready." in self.logs[n].read_text(errors="replace"), 60, lambda n=name: self.tail(n))
+            wait_for(lambda n=name: local_cluster.worker_ready(self.logs[n]), 60, lambda n=name: self.tail(n))
 
     def kill(self, name: str) -> None:
-        process = self.processes.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
+        local_cluster.kill(self.processes.pop(name))
 
     def owner(self, pid: int) -> str:
         group = os.getpgid(pid)
@@ -129,7 +98,7 @@ class Cluster:
 
     def submit(self, paths: Sequence[Path], **options: Any) -> Any:
         self.submitted += paths
-        return tasks.submit(paths, broker=self.broker, **options)
+        return cluster_client.submit(paths, broker=self.broker, **options)
 
     def outcome(self, submission: Any) -> list[IngestSummary]:
         try:
@@ -240,11 +209,12 @@ def test_the_writer_is_one_process(tmp_path: Path) -> None:
     assert run.stderr.strip() == "error: the warehouse writer runs one process (DuckDB has one writer), not 2"
 
 
-def test_summary_travels_as_its_dict(tmp_path: Path) -> None:
-    summary = ingest(DATA / "loan_data.xlsx", db=tmp_path / "w.duckdb")
-    back = tasks.summary_from_dict(json.loads(json.dumps(summary.to_dict())))
-    assert back.to_dict() == summary.to_dict()
-    assert back.text() == summary.text()
+def test_the_read_workers_apply_the_size_caps_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLKIT_SPOOL", str(tmp_path / "spool"))
+    book = customers_book(tmp_path / "c.xlsx", range(1, 11))
+    assert "spool_id" in tasks.ingest_file(str(book))
+    refused = tasks.ingest_file(str(book), max_cells=10)
+    assert refused["kind"] == "UnreadableFileError" and "--max-cells" in refused["error"], refused
 
 
 # --- the cluster --------------------------------------------------------------------------------
@@ -290,6 +260,15 @@ def test_the_same_file_submitted_twice_at_once_loads_once(cluster: Cluster, tmp_
     assert again.run_id != one.run_id and (again.inserted, again.skipped) == (0, 400)
     runs = cluster.query(f"SELECT run_id, status FROM _runs WHERE file_sha256 = '{one.file_sha256}' ORDER BY started_at")
     assert runs == [(one.run_id, "completed"), (again.run_id, "completed")]
+
+
+def test_a_resubmission_with_another_batch_size_reuses_the_spool_entry(cluster: Cluster, tmp_path: Path) -> None:
+    book = customers_book(tmp_path / "batches.xlsx", range(101_450, 101_480))
+    (first,) = cluster.outcome(cluster.submit([book], batch_size=7))
+    (again,) = cluster.outcome(cluster.submit([book], batch_size=11, on_conflict="update"))
+    entries = [e for e in (cluster.spool / "entries").iterdir() if Spool(cluster.spool).source(e.name) == str(book)]
+    assert len(entries) == 1
+    assert (first.batch_size, again.batch_size) == (7, 11) and (again.inserted, again.skipped) == (0, 30)
 
 
 def test_load_one_spool_entry_again(cluster: Cluster, tmp_path: Path) -> None:
@@ -353,9 +332,9 @@ def test_resume_finishes_a_claimed_batch_and_answers_its_submitter(
     monkeypatch.setattr(tasks.app.conf, "result_backend", cluster.broker)
     spool = Spool(tmp_path / "spool")
     book = customers_book(tmp_path / "claimed.xlsx", range(1, 41))
-    spool.write("e1", prepare(book), options={})
+    spool.write("e1", prepare(book))
     task_id = str(uuid.uuid4())
-    outcome = {"file": str(book), "spool_id": "e1", "table": "customers"}
+    outcome = {"file": str(book), "spool_id": "e1"}
     spool.claim(task_id, {"task_id": task_id, "ticket": 0.0, "batch_size": 10, "on_conflict": "reject", "outcomes": [outcome]})
     assert tasks.resume() == 1
     stored = cluster_client._client(cluster.broker).AsyncResult(task_id)

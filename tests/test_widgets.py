@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import ast
-import dataclasses
 import datetime as dt
 import json
 import math
@@ -21,7 +20,7 @@ import polars as pl
 import pytest
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, ROOT, customer, loan, write_workbook
+from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, ROOT, customer, loan
 from toolkit.report import escape
 from toolkit.widgets import IngestApp, rejects_table
 
@@ -632,21 +631,6 @@ def test_no_code_writes_into_an_output_widget(path: Path) -> None:
 )
 def test_the_scan_finds_each_way_of_writing_into_an_output_widget(source: str, found: list[str]) -> None:
     assert output_widget_writes(source) == found
-
-
-def test_rejected_rows_are_rebuilt_from_the_errors_of_a_summary_without_frames(tmp_path: Path) -> None:
-    from toolkit.widgets import with_rejected_rows
-
-    book = write_workbook(tmp_path / "c.xlsx", [CUSTOMER_HEADERS, customer(1), customer(2, Age="abc", First_Name=None)])
-    full = toolkit.ingest(book, db=tmp_path / "w.duckdb")
-    bare = dataclasses.replace(full, rejected=pl.DataFrame(), accepted=pl.DataFrame())
-
-    rebuilt = with_rejected_rows(bare).rejected
-
-    assert rebuilt.rows(named=True) == [
-        {"__row": 3, "Age": "abc", "First Name": None, "reasons": [e["message"] for e in full.errors]}
-    ]
-    assert with_rejected_rows(full) is full  # frames it has are kept
 
 
 def test_the_cluster_choice_says_what_to_install_when_celery_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

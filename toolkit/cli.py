@@ -33,46 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     ingest = commands.add_parser("ingest", help="validate workbooks and load their rows into the warehouse")
-    ingest.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".xlsx, .xlsm, .xlsb, .xls or .ods")
+    _add_read_options(ingest)
     ingest.add_argument("--db", type=Path, default=Path("warehouse.duckdb"), help="DuckDB file (default: %(default)s)")
-    ingest.add_argument("--table", help="table spec to use (default: chosen from the headers)")
-    ingest.add_argument("--sheet", help="sheet name (default: the first visible sheet)")
-    ingest.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: found)")
-    ingest.add_argument("--batch-size", type=_positive, default=1000, metavar="N", help="rows per commit (default: %(default)s)")
-    ingest.add_argument(
-        "--spec", action="append", default=[], type=Path, metavar="PATH", help="TOML spec file or folder (repeatable)"
-    )
-    ingest.add_argument(
-        "--on-conflict",
-        choices=("reject", "update"),
-        default="reject",
-        help="a row whose key is stored with other values: reject it (default) or update the stored row",
-    )
     ingest.add_argument(
         "--workers",
         type=_positive,
         metavar="N",
         help="processes reading and validating several files at once (default: one per core, for files over 4 MB in all)",
     )
-    ingest.add_argument("--json", action="store_true", help="print one JSON object per sheet (JSON Lines)")
     ingest.add_argument("--report", type=Path, metavar="PATH.html", help="also write a self-contained HTML report")
     ingest.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for a busy warehouse")
     ingest.add_argument("--log", type=Path, metavar="FILE", help="log every rejected row and the summaries to FILE")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
-    ingest.add_argument(
-        "--max-cells",
-        type=_positive,
-        default=DEFAULT_MAX_CELLS,
-        metavar="N",
-        help="refuse, unread, a sheet declaring more cells (rows x columns) (default: %(default)s)",
-    )
-    ingest.add_argument(
-        "--max-unpacked-mb",
-        type=_positive,
-        default=DEFAULT_MAX_UNCOMPRESSED_BYTES // 1024**2,
-        metavar="N",
-        help="refuse, unread, a zipped workbook declaring more unpacked MiB (default: %(default)s)",
-    )
 
     infer = commands.add_parser("infer", help="print a draft TOML table spec inferred from a sample workbook")
     infer.add_argument("file", type=Path, metavar="WORKBOOK")
@@ -96,18 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     rejects.add_argument("--spec", action="append", default=[], type=Path, metavar="PATH", help=_SPEC_HELP)
 
     submit = commands.add_parser("submit", help="enqueue workbooks for the cluster's workers (see `worker`)")
-    submit.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".xlsx, .xlsm, .xlsb, .xls or .ods")
+    _add_read_options(submit)
     submit.add_argument("--wait", action="store_true", help="wait for the loads; print the summaries like `ingest`")
-    submit.add_argument("--table", help="table spec to use (default: chosen from the headers)")
-    submit.add_argument("--sheet", help="sheet name (default: the first visible sheet)")
-    submit.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: found)")
-    submit.add_argument("--batch-size", type=_positive, default=1000, metavar="N", help="rows per commit (default: %(default)s)")
-    submit.add_argument(
-        "--spec", action="append", default=[], type=Path, metavar="PATH", help="TOML spec file or folder (repeatable)"
-    )
-    submit.add_argument("--on-conflict", choices=("reject", "update"), default="reject", help="as for `ingest`")
-    submit.add_argument("--json", action="store_true", help="print one JSON object per sheet (JSON Lines)")
-    submit.add_argument("--broker", metavar="URL", help="Redis URL (default: $TOOLKIT_BROKER_URL or redis://127.0.0.1:6379/0)")
+    _add_broker(submit)
     submit.add_argument("--spool", type=Path, metavar="DIR", help="copy the files into this spool for workers to read")
     submit.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS", help="with --wait: give up after this long")
     submit.add_argument("--quiet", action="store_true", help="with --wait: no progress on stderr")
@@ -119,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--spool", type=Path, metavar="DIR", help="spool folder shared by all workers (default: $TOOLKIT_SPOOL or spool)"
     )
     worker.add_argument("--concurrency", type=_positive, metavar="N", help="read processes (default: the cores; the writer: 1)")
-    worker.add_argument("--broker", metavar="URL", help="Redis URL (default: $TOOLKIT_BROKER_URL or redis://127.0.0.1:6379/0)")
+    _add_broker(worker)
     worker.add_argument(
         "--loglevel", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="(default: %(default)s)"
     )
@@ -127,6 +90,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _SPEC_HELP = "TOML spec file or folder (repeatable), to mark the cells your own rules use"
+
+
+def _add_read_options(parser: argparse.ArgumentParser) -> None:
+    """The files and how to read, judge and load them: the same for ``ingest`` and ``submit``."""
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".xlsx, .xlsm, .xlsb, .xls or .ods")
+    parser.add_argument("--table", help="table spec to use (default: chosen from the headers)")
+    parser.add_argument("--sheet", help="sheet name (default: the first visible sheet)")
+    parser.add_argument("--header-row", type=_positive, metavar="N", help="Excel row of the headers (default: found)")
+    parser.add_argument("--batch-size", type=_positive, default=1000, metavar="N", help="rows per commit (default: %(default)s)")
+    parser.add_argument(
+        "--spec", action="append", default=[], type=Path, metavar="PATH", help="TOML spec file or folder (repeatable)"
+    )
+    parser.add_argument(
+        "--on-conflict",
+        choices=("reject", "update"),
+        default="reject",
+        help="a row whose key is stored with other values: reject it (default) or update the stored row",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object per sheet (JSON Lines)")
+    parser.add_argument(
+        "--max-cells",
+        type=_positive,
+        default=DEFAULT_MAX_CELLS,
+        metavar="N",
+        help="refuse, unread, a sheet declaring more cells (rows x columns) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-unpacked-mb",
+        type=_positive,
+        default=DEFAULT_MAX_UNCOMPRESSED_BYTES // 1024**2,
+        metavar="N",
+        help="refuse, unread, a zipped workbook declaring more unpacked MiB (default: %(default)s)",
+    )
+
+
+def _add_broker(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", metavar="URL", help="Redis URL (default: $TOOLKIT_BROKER_URL or redis://127.0.0.1:6379/0)")
 
 
 def _positive(text: str) -> int:
@@ -178,20 +178,30 @@ def _ingest(args: argparse.Namespace) -> int:
         max_cells=args.max_cells,
         max_uncompressed_bytes=args.max_unpacked_mb * 1024**2,
     )
+    code = _print_outcomes(outcomes, as_json=args.json)
     summaries = [o for o in outcomes if isinstance(o, IngestSummary)]
-    for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, ToolkitError):
-            if outcomes.index(outcome) == index:  # a busy warehouse fails every file with one error: say it once
-                print(f"error: {outcome}", file=sys.stderr)
-        elif args.json:
-            print(json.dumps(outcome.to_dict(), ensure_ascii=False, default=str), flush=True)
-        else:
-            print(outcome.text(), flush=True)
     if args.report and summaries:
         from toolkit.report import summary_html
 
         args.report.write_text(summary_html(summaries, specs=specs), encoding="utf-8")
-    return EXIT_OK if len(summaries) == len(outcomes) else EXIT_BAD_INPUT
+    return code
+
+
+def _print_outcomes(outcomes: Sequence[IngestSummary | ToolkitError], *, as_json: bool) -> int:
+    """Each summary on stdout, each error on stderr once; the exit code they make."""
+    said: set[str] = set()
+    for outcome in outcomes:
+        if isinstance(outcome, ToolkitError):
+            # A busy warehouse fails every file left with one message: say it once. Compared as text,
+            # since errors that come back from the cluster are rebuilt, one object per file.
+            if str(outcome) not in said:
+                said.add(str(outcome))
+                print(f"error: {outcome}", file=sys.stderr)
+        elif as_json:
+            print(json.dumps(outcome.to_dict(), ensure_ascii=False, default=str), flush=True)
+        else:
+            print(outcome.text(), flush=True)
+    return EXIT_BAD_INPUT if said else EXIT_OK
 
 
 def _infer(args: argparse.Namespace) -> int:
@@ -247,6 +257,8 @@ def _submit(args: argparse.Namespace) -> int:
         on_conflict=args.on_conflict,
         broker=args.broker,
         spool=args.spool,
+        max_cells=args.max_cells,
+        max_uncompressed_bytes=args.max_unpacked_mb * 1024**2,
     )
     if not args.wait:
         if args.json:
@@ -259,16 +271,7 @@ def _submit(args: argparse.Namespace) -> int:
         outcomes = submission.summaries(timeout=args.timeout, on_progress=None if args.quiet else progress)
     finally:
         progress.finish()
-    for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, ToolkitError):
-            if outcomes.index(outcome) == index:
-                print(f"error: {outcome}", file=sys.stderr)
-        elif args.json:
-            print(json.dumps(outcome.to_dict(), ensure_ascii=False, default=str), flush=True)
-        else:
-            print(outcome.text(), flush=True)
-    ok = all(isinstance(o, IngestSummary) for o in outcomes)
-    return EXIT_OK if ok else EXIT_BAD_INPUT
+    return _print_outcomes(outcomes, as_json=args.json)
 
 
 def _worker(args: argparse.Namespace) -> int:

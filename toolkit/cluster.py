@@ -3,7 +3,8 @@
 The workers' side is :mod:`toolkit.tasks`; this module holds no task code, so a submitter (a
 laptop, the notebook app) needs only Celery's client and sends tasks by name. Settings come from
 ``TOOLKIT_*`` environment variables: ``TOOLKIT_BROKER_URL`` (Redis, broker and result store),
-``TOOLKIT_SPOOL`` and ``TOOLKIT_DB`` (the workers'), ``TOOLKIT_VISIBILITY_TIMEOUT`` (seconds).
+``TOOLKIT_SPOOL`` and ``TOOLKIT_DB`` (the workers'), ``TOOLKIT_VISIBILITY_TIMEOUT`` and
+``TOOLKIT_WAREHOUSE_WAIT`` (seconds): see ``_VARIABLES``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from kombu.utils.url import maybe_sanitize_url
 
 from toolkit import errors
 from toolkit.errors import ClusterError, ToolkitError
+from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.specs import load_specs
 from toolkit.spool import Spool, encode
 from toolkit.summary import IngestSummary
@@ -38,11 +39,13 @@ _VARIABLES = {
     "broker": ("TOOLKIT_BROKER_URL", DEFAULT_BROKER),
     "spool": ("TOOLKIT_SPOOL", "spool"),
     "db": ("TOOLKIT_DB", "warehouse.duckdb"),
+    "visibility_timeout": ("TOOLKIT_VISIBILITY_TIMEOUT", "3600"),  # seconds
+    "warehouse_wait": ("TOOLKIT_WAREHOUSE_WAIT", "60"),  # seconds the writer waits for a busy warehouse
 }
 
 
 def settings(name: str) -> str:
-    """This process's setting ``name`` (``broker``, ``spool`` or ``db``), from its variable or the default."""
+    """This process's setting ``name`` (a key of ``_VARIABLES``), from its variable or the default."""
     variable, default = _VARIABLES[name]
     return os.environ.get(variable, default)
 
@@ -50,7 +53,7 @@ def settings(name: str) -> str:
 def celery_config(broker: str) -> dict[str, Any]:
     # A message is redelivered this long after a worker took it without acknowledging (a killed
     # worker); tasks that run longer are delivered twice, which the spool and the tickets absorb.
-    visibility = float(os.environ.get("TOOLKIT_VISIBILITY_TIMEOUT", "3600"))
+    visibility = float(settings("visibility_timeout"))
     return {
         "broker_url": broker,
         "result_backend": broker,
@@ -132,15 +135,15 @@ class Submission:
         if self._result is None:
             return SubmissionProgress(len(self.files), len(self.files), states.SUCCESS)
         state, info = self._result.state, self._result.info
-        header = self._result.parent
-        read = header.completed_count() if header is not None else 0
         if state == "PROGRESS" and isinstance(info, dict):
             return SubmissionProgress(
                 len(self.files), len(self.files), state, Path(info["file"]).name, info["done"], info["total"],
                 info["rows_done"], info["rows_total"],
             )  # fmt: skip
         if state in states.READY_STATES:
-            read = len(self.files) - len(self._failed)
+            return SubmissionProgress(len(self.files), len(self.files), state)
+        header = self._result.parent
+        read = header.completed_count() if header is not None else 0
         return SubmissionProgress(len(self.files), read + len(self._failed), state)
 
     def summaries(
@@ -194,8 +197,8 @@ def submit(
     on_conflict: str = "reject",
     broker: str | None = None,
     spool: str | Path | None = None,
-    wait: bool = False,
-    timeout: float = 3600.0,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> Submission:
     """Enqueue files for the cluster: read on any worker, loaded by the writer in load order.
 
@@ -203,7 +206,7 @@ def submit(
     that cannot see them where they are. Without it the workers read the given paths (made
     absolute), which must be on a share every worker sees at the same path. Spec files are read
     here and travel with the tasks, so a bad spec fails now and workers need no copy of it.
-    With ``wait=True`` this returns once the outcome is in (``summaries()`` then returns at once).
+    ``max_cells`` and ``max_uncompressed_bytes``: the read workers' caps, as for ``ingest``.
     """
     url = broker or settings("broker")
     specs = encode(load_specs(spec_paths)) if spec_paths else None
@@ -217,23 +220,27 @@ def submit(
             sent.append((staging.stage(path), True) if staging else (str(Path(path).resolve()), False))
         except ToolkitError as exc:
             failed[index] = exc
-    options = {"table": table, "sheet": sheet, "header_row": header_row, "batch_size": batch_size, "on_conflict": on_conflict}
+    # What the read workers need; the batch size and the conflict policy are the writer's (the body).
+    read = {
+        "table": table,
+        "sheet": sheet,
+        "header_row": header_row,
+        "max_cells": max_cells,
+        "max_uncompressed_bytes": max_uncompressed_bytes,
+    }
     result = None
     if sent:
         client = _client(url)
         ticket = redis_time(url)
         header = [
-            client.signature("toolkit.ingest_file", args=(path,), kwargs={**options, "specs": specs, "staged": staged})
+            client.signature("toolkit.ingest_file", args=(path,), kwargs={**read, "specs": specs, "staged": staged})
             for path, staged in sent
         ]
         body = client.signature(
             "toolkit.load_batch", kwargs={"ticket": ticket, "batch_size": batch_size, "on_conflict": on_conflict}
         )
         result = _publish(lambda: chord(header, body).apply_async(), url)
-    submission = Submission(result, files, failed)
-    if wait and result is not None:
-        submission.summaries(timeout=timeout)
-    return submission
+    return Submission(result, files, failed)
 
 
 class PollingRedisBackend(RedisBackend):
@@ -262,20 +269,9 @@ def _publish(send: Callable[[], Any], url: str) -> Any:
         raise ClusterError(f"{maybe_sanitize_url(url)}: cannot enqueue the files ({exc}); is Redis running?") from exc
 
 
-def summary_from_dict(data: dict[str, Any]) -> IngestSummary:
-    """An :class:`IngestSummary` back from its ``to_dict()`` (without the row frames)."""
-    names = {f.name for f in fields(IngestSummary)} - {"accepted", "rejected"}
-    values = {k: v for k, v in data.items() if k in names}
-    for key in ("errors", "unmapped_columns", "warnings"):
-        values[key] = tuple(values.get(key, ()))
-    for key in ("started_at", "finished_at"):
-        values[key] = datetime.fromisoformat(values[key]) if values.get(key) else None
-    return IngestSummary(**values)
-
-
 def _outcome(data: dict[str, Any]) -> IngestSummary | ToolkitError:
     if "summary" in data:
-        return summary_from_dict(data["summary"])
+        return IngestSummary.from_dict(data["summary"])
     kind = getattr(errors, str(data.get("kind")), None)
     if not (isinstance(kind, type) and issubclass(kind, ToolkitError)):
         kind = errors.BadInputError

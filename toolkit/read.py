@@ -493,3 +493,14 @@ def _captured_stderr() -> Iterator[list[str]]:
             os.close(saved)
             sink.seek(0)
             lines.extend(sink.read().decode("utf-8", "replace").splitlines())
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of the file's bytes, in hex; a file that cannot be read raises UnreadableFileError."""
+    import hashlib  # local: this function is its only user in the module
+
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise UnreadableFileError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc

@@ -36,8 +36,9 @@ from typing import Any
 import polars as pl
 
 from toolkit import __version__
-from toolkit.errors import SpoolError, UnreadableFileError
+from toolkit.errors import SpoolError
 from toolkit.ingest import Prepared
+from toolkit.read import file_sha256
 from toolkit.specs import TableSpec
 
 FORMAT = 1
@@ -60,7 +61,7 @@ class Spool:
     def has(self, entry_id: str) -> bool:
         return (self.entry(entry_id) / "manifest.json").is_file()
 
-    def write(self, entry_id: str, prepared: Prepared, *, options: Mapping[str, Any]) -> bool:
+    def write(self, entry_id: str, prepared: Prepared) -> bool:
         """Store ``prepared`` as entry ``entry_id``; False when the entry already existed (kept as is)."""
         if self.has(entry_id):
             return False
@@ -70,10 +71,7 @@ class Spool:
             frames = _Frames(tmp)
             manifest = {
                 "format": FORMAT,
-                "id": entry_id,
                 "toolkit_version": __version__,
-                "options": dict(options),
-                "table": prepared.table,
                 "file": str(prepared.path),
                 "spec": encode(prepared.validated.spec),
                 "prepared": encode(prepared, frames, where="prepared"),
@@ -142,11 +140,7 @@ class Spool:
     def stage(self, path: str | Path) -> str:
         """Copy a workbook into ``inbox/`` (once per content); returns its path relative to the spool."""
         path = Path(path)
-        try:
-            with path.open("rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        except OSError as exc:
-            raise UnreadableFileError(f"{path}: cannot read the file ({exc.strerror})") from exc
+        digest = file_sha256(path)
         relative = Path("inbox") / digest / path.name
         target = self.root / relative
         if not target.is_file():

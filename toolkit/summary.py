@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 import polars as pl
+
+from toolkit.read import ROW
 
 #: Keys of ``to_dict()`` that scripts rely on (the CLI's ``--json`` contract). Extend, don't break.
 CONTRACT_KEYS = (
@@ -148,6 +151,30 @@ class IngestSummary:
         from toolkit.report import summary_fragment
 
         return summary_fragment(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IngestSummary:
+        """A summary back from its :meth:`to_dict` (how summaries travel from the cluster). The dict
+        holds no rows: ``accepted`` stays empty and ``rejected`` is rebuilt from the errors, a row
+        per rejected Excel row with its failing cells (as text) and its reasons."""
+        names = {f.name for f in fields(cls)} - {"accepted", "rejected"}
+        values = {k: v for k, v in data.items() if k in names}
+        for key in ("errors", "unmapped_columns", "warnings"):
+            values[key] = tuple(values.get(key, ()))
+        for key in ("started_at", "finished_at"):
+            values[key] = datetime.fromisoformat(values[key]) if values.get(key) else None
+        rows: dict[int, dict[str, Any]] = {}
+        for error in values["errors"]:
+            row = rows.setdefault(int(error["row"]), {ROW: int(error["row"]), "reasons": []})
+            row["reasons"].append(error["message"])
+            if error.get("column"):
+                row[str(error["column"])] = error.get("value")
+        if not rows:
+            return cls(**values)
+        headers = sorted({key for row in rows.values() for key in row if key not in (ROW, "reasons")})
+        schema: dict[str, Any] = {ROW: pl.Int64, **dict.fromkeys(headers, pl.String), "reasons": pl.List(pl.String)}
+        rejected = pl.DataFrame([{**dict.fromkeys(headers), **row} for row in rows.values()], schema=schema).sort(ROW)
+        return cls(**values, rejected=rejected)
 
     def text(self) -> str:
         """A few readable lines for the terminal."""

@@ -8,7 +8,7 @@ has one writer — which loads the entries in ``load_order`` (parents before chi
 
 Tasks are acknowledged late and requeued when their worker dies, so any task may run twice:
 
-- a spool entry's id derives from the file's sha256 and the options, so a repeated read reuses it;
+- a spool entry's id derives from the file's sha256 and the read's options, so a repeated read reuses it;
 - a submission carries a *ticket*, the Redis server's time when it was made (one clock for every
   machine); the writer records beside each entry it loads the summary and the time it loaded it.
   A load request whose ticket is older than that record was already served — a redelivery, a
@@ -24,7 +24,6 @@ child forked from a process that has started polars' thread pool deadlocks.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -38,26 +37,17 @@ from celery import Celery, states
 from celery.exceptions import CPendingDeprecationWarning
 from celery.signals import celeryd_after_setup, worker_ready
 
-from toolkit import errors
-from toolkit.cluster import (
-    READ_QUEUE,
-    WAREHOUSE_QUEUE,
-    Submission,
-    SubmissionProgress,
-    celery_config,
-    redis_time,
-    settings,
-    submit,
-    summary_from_dict,
-)
+from toolkit.cluster import READ_QUEUE, WAREHOUSE_QUEUE, celery_config, redis_time, settings
 from toolkit.errors import ClusterError, SchemaChangeError, SpoolError, ToolkitError, WarehouseError
 from toolkit.ingest import load_prepared, prepare
+from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse
-from toolkit.specs import TableSpec, load_order, load_specs
+from toolkit.read import file_sha256
+from toolkit.specs import TableSpec, load_queue, load_specs
 from toolkit.spool import Spool, decode, entry_id
 
-# The submitting side lives in toolkit.cluster (no task code needed there); offered here too.
-__all__ = ["Submission", "SubmissionProgress", "app", "configure", "run_worker", "submit", "summary_from_dict"]
+# The submitting side is toolkit.cluster (no task code needed there).
+__all__ = ["app", "configure", "run_worker"]
 
 log = logging.getLogger("toolkit")
 app = Celery("toolkit")
@@ -87,20 +77,36 @@ def ingest_file(
     header_row: int | None = None,
     specs: Any = None,
     staged: bool = False,
-    batch_size: int = 1000,
-    on_conflict: str = "reject",
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
 ) -> dict[str, Any]:
     """Read and validate one file into the spool; a bad file is an outcome, not a failure."""
     spool = Spool(settings("spool"))
     source = spool.resolve(path) if staged else Path(path)
     try:
         chosen = decode(specs) if specs is not None else load_specs()
-        options = {"table": table, "sheet": sheet, "header_row": header_row, "batch_size": batch_size, "on_conflict": on_conflict}
-        entry = entry_id(_sha256(source), options, chosen)
+        # Only what changes the read names the entry: a resubmission with another batch size or
+        # conflict policy (the writer's business) reuses it.
+        options = {
+            "table": table,
+            "sheet": sheet,
+            "header_row": header_row,
+            "max_cells": max_cells,
+            "max_uncompressed_bytes": max_uncompressed_bytes,
+        }
+        entry = entry_id(file_sha256(source), options, chosen)
         if not spool.has(entry):
-            prepared = prepare(source, specs=chosen, table=table, sheet=sheet, header_row=header_row)
-            spool.write(entry, prepared, options=options)
-        return {"file": str(source), "spool_id": entry, "table": spool.read_spec(entry).table}
+            prepared = prepare(
+                source,
+                specs=chosen,
+                table=table,
+                sheet=sheet,
+                header_row=header_row,
+                max_cells=max_cells,
+                max_uncompressed_bytes=max_uncompressed_bytes,
+            )
+            spool.write(entry, prepared)
+        return {"file": str(source), "spool_id": entry}
     except ToolkitError as exc:
         return _failed(str(source), exc)
 
@@ -118,7 +124,7 @@ def load_batch(
 def load(self: Any, spool_id: str, *, ticket: float | None = None, batch_size: int = 1000, on_conflict: str = "reject") -> Any:
     """Load one spool entry; without a ticket it loads again even if it was loaded before."""
     spool = Spool(settings("spool"))
-    outcome = {"file": spool.source(spool_id), "spool_id": spool_id, "table": spool.read_spec(spool_id).table}
+    outcome = {"file": spool.source(spool_id), "spool_id": spool_id}
     record = {"task_id": self.request.id, "ticket": ticket or redis_time(), "batch_size": batch_size, "on_conflict": on_conflict}
     return run_batch({**record, "outcomes": [outcome], "single": True})[0]
 
@@ -172,8 +178,7 @@ def run_batch(record: dict[str, Any]) -> list[dict[str, Any]]:
                 continue
             specs.setdefault(spec.table, spec)
             tables[index] = spec.table
-        order = load_order(tables.values(), specs)
-        queue = sorted(tables, key=lambda i: (order.index(tables[i]), i))
+        queue = load_queue(tables, specs)
         with _Writer(db) as writer:
             for done, index in enumerate(queue):
                 report = _reporter(record["task_id"], outcomes[index]["file"], done, len(queue))
@@ -217,7 +222,7 @@ class _Writer:
 
     def open(self) -> Warehouse:
         if self.warehouse is None:
-            self.warehouse = Warehouse(self.db, wait=float(os.environ.get("TOOLKIT_WAREHOUSE_WAIT", "60")))
+            self.warehouse = Warehouse(self.db, wait=float(settings("warehouse_wait")))
         return self.warehouse
 
     def __enter__(self) -> _Writer:
@@ -258,14 +263,6 @@ def _reporter(task_id: str, file: str, done: int, total: int) -> Callable[[Progr
 
 def _failed(file: str, exc: ToolkitError) -> dict[str, Any]:
     return {"file": file, "error": str(exc), "kind": type(exc).__name__}
-
-
-def _sha256(path: Path) -> str:
-    try:
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError as exc:
-        raise errors.UnreadableFileError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
 
 
 def run_worker(

@@ -75,23 +75,6 @@ _STYLE = """<style>
 KERNEL, CLUSTER = "kernel", "cluster"
 
 
-def with_rejected_rows(summary: IngestSummary) -> IngestSummary:
-    """A summary whose rejected rows are known only from its errors (one that came back from the
-    cluster carries no row frames) gets them rebuilt: each row's failing cells and its reasons."""
-    if not summary.failed or not summary.rejected.is_empty():
-        return summary
-    rows: dict[int, dict[str, Any]] = {}
-    for error in summary.errors:
-        row = rows.setdefault(int(error["row"]), {ROW: int(error["row"]), "reasons": []})
-        row["reasons"].append(error["message"])
-        if error.get("column"):
-            row[str(error["column"])] = error.get("value")
-    headers = sorted({key for row in rows.values() for key in row if key not in (ROW, "reasons")})
-    schema: dict[str, Any] = {ROW: pl.Int64, **dict.fromkeys(headers, pl.String), "reasons": pl.List(pl.String)}
-    frame = pl.DataFrame([{**dict.fromkeys(headers), **row} for row in rows.values()], schema=schema).sort(ROW)
-    return replace(summary, rejected=frame)
-
-
 class IngestApp:
     """An ipywidgets app over the toolkit; display it in a notebook (``IngestApp(...)`` as a cell's last line).
 
@@ -456,7 +439,7 @@ class IngestApp:
             self._on_cluster_progress(submission.progress())
             self._stop.wait(0.3)
         outcomes = submission.summaries(timeout=60)
-        summaries = [with_rejected_rows(o) for o in outcomes if isinstance(o, IngestSummary)]
+        summaries = [o for o in outcomes if isinstance(o, IngestSummary)]
         failures = [str(o) for o in outcomes if not isinstance(o, IngestSummary)]
         note = f"Loaded on the cluster (submission {submission.id}), into the warehouse of its writer."
         self._show_results(summaries, failures, note=note)

@@ -32,6 +32,7 @@ __all__ = [
     "TableSpec",
     "builtin_specs",
     "load_order",
+    "load_queue",
     "load_spec",
     "load_specs",
     "parse_spec",
@@ -106,3 +107,10 @@ def load_order(tables: Iterable[str], specs: Mapping[str, TableSpec]) -> list[st
             ordered.extend(pending)
             break
     return ordered
+
+
+def load_queue(tables: Mapping[int, str], specs: Mapping[str, TableSpec]) -> list[int]:
+    """The positions of ``tables`` (position -> table name) in the order to load them: by the
+    table's place in :func:`load_order` over ``specs`` (parents first), then by position."""
+    rank = {name: i for i, name in enumerate(load_order(list(specs), specs))}
+    return sorted(tables, key=lambda i: (rank[tables[i]], i))

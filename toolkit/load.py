@@ -137,7 +137,7 @@ class Warehouse:
         inserted = skipped = updated = batches = rows_done = 0
         errors = [pl.DataFrame(schema=ERROR_SCHEMA)]
         started = time.perf_counter()
-        whole = _judge_whole_file(self.con, spec, rows, validated.headers, batch_size) if _judge_once(spec, on_conflict) else None
+        whole = _judge_whole_file(self.con, spec, rows, validated.headers, batch_size) if _judge_once(on_conflict) else None
         with _single_thread(self.con):
             for index, batch in enumerate(rows.iter_slices(batch_size)):
                 if should_stop is not None and should_stop():
@@ -147,7 +147,10 @@ class Warehouse:
                         judged, new_rows = whole.part(index)
                         inserted += self._insert_batch(spec, new_rows, None)
                     else:
-                        judged = judge(self.con, spec, batch, validated.headers, on_conflict=on_conflict)
+                        # Rows of earlier batches are stored or rejected by now: parents from the rest only.
+                        # (A parent in a later batch that the warehouse rejects is not known yet here.)
+                        later = rows.slice(rows_done)
+                        judged = judge(self.con, spec, batch, validated.headers, on_conflict=on_conflict, file_rows=later)
                         handled = pl.concat([judged.errors["row"], judged.same, judged.updates]).implode()
                         new_rows = batch.filter(~pl.col(ROW).is_in(handled)).to_arrow()
                         inserted += self._insert_batch(spec, new_rows, list(validated.headers))
@@ -335,16 +338,17 @@ _NO_ROWS = pl.Series(ROW, [], dtype=pl.Int64)
 _NO_CHANGES = pl.DataFrame(schema=CHANGE_SCHEMA)
 
 
-def _judge_once(spec: TableSpec, on_conflict: str) -> bool:
+def _judge_once(on_conflict: str) -> bool:
     """Whether judging every row in one join gives what judging batch by batch would.
 
     It does when no batch's writes can change how a later batch is judged. Accepted rows have
     distinct keys and unique values (settled in the file), so an insert cannot make a later row
-    present or clash; we hold the warehouse's write lock, so nobody else writes meanwhile. Not
-    so with updates (an updated unique value frees or takes one) or a foreign key to the table
-    itself (an earlier batch inserts parents of a later one): those are judged batch by batch.
+    present or clash; a foreign key to the table itself is judged against the stored rows and
+    the file's, which an insert only moves from one to the other; we hold the warehouse's write
+    lock, so nobody else writes meanwhile. Not so with updates (an updated unique value frees or
+    takes one): those are judged batch by batch.
     """
-    return on_conflict == "reject" and all(fk.references != spec.table for fk in spec.foreign_keys)
+    return on_conflict == "reject"
 
 
 @dataclass(frozen=True)
@@ -408,16 +412,27 @@ def classify(
 
 
 def judge(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pl.DataFrame, headers: dict[str, str], *, on_conflict: str = "reject"
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    batch: pl.DataFrame,
+    headers: dict[str, str],
+    *,
+    on_conflict: str = "reject",
+    file_rows: pl.DataFrame | None = None,
 ) -> Judgement:
     """Judge rows against the warehouse; reads only, the caller decides what to write.
 
     Only the columns the file provides are compared: an optional column the file lacks is not a
     difference. With ``on_conflict="update"`` a row whose key is present with other values is an
-    update instead of a conflict, unless it fails another check.
+    update instead of a conflict, unless it fails another check. A foreign key to the table
+    itself is satisfied by a stored row or by one of ``file_rows`` (the file's accepted rows not
+    loaded yet; default: ``batch``) that is not rejected, so a file may list employees before or
+    after their managers.
     """
     present = [c for c in spec.names if c in headers]
-    errors: list[pl.DataFrame] = [pl.DataFrame(schema=ERROR_SCHEMA)]
+    unique_errors: list[pl.DataFrame] = []
+    fk_errors: dict[int, pl.DataFrame] = {}  # by position in spec.foreign_keys
+    lacking: dict[int, pl.DataFrame] = {}  # rows whose self-reference has no stored parent
     same_rows = pl.Series(ROW, [], dtype=pl.Int64)
     conflicts = pl.DataFrame(schema=ERROR_SCHEMA)
     changes = pl.DataFrame(schema=CHANGE_SCHEMA)
@@ -431,17 +446,26 @@ def judge(
         for column in spec.unique_columns:
             if column in headers and table_exists:
                 clashes = con.sql(sql.unique_clashes(spec, BATCH_NAME, column)).pl()
-                errors.append(_unique_errors(clashes, batch, spec, column, headers))
-        for fk in spec.foreign_keys:
+                unique_errors.append(_unique_errors(clashes, batch, spec, column, headers))
+        for position, fk in enumerate(spec.foreign_keys):
             if all(c in headers for c in fk.columns) and _table_exists(con, fk.references):
                 orphans = con.sql(sql.missing_parents(BATCH_NAME, fk.columns, fk.references, fk.ref_columns)).pl()
             else:
                 orphans = batch.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in fk.columns)).select(ROW)
                 orphans = orphans if all(c in headers for c in fk.columns) else orphans.clear()
-            errors.append(_orphan_errors(orphans, batch, fk.columns, fk.references, headers))
+            if fk.references == spec.table:
+                lacking[position] = orphans
+            else:
+                fk_errors[position] = _orphan_errors(orphans, batch, fk.columns, fk.references, headers)
     finally:
         con.unregister(BATCH_NAME)
-    other_errors = pl.concat(errors)
+    if lacking:
+        # A row rejected for another reason is no parent; a conflict only where it stays rejected.
+        kept_conflicts = [] if on_conflict == "update" else [conflicts["row"]]
+        refused = [e["row"] for e in [*unique_errors, *fk_errors.values()]] + kept_conflicts
+        orphaned = _own_orphans(spec, batch, batch if file_rows is None else file_rows, lacking, refused)
+        fk_errors |= {p: _orphan_errors(o, batch, spec.foreign_keys[p].columns, spec.table, headers) for p, o in orphaned.items()}
+    other_errors = pl.concat([pl.DataFrame(schema=ERROR_SCHEMA), *unique_errors, *(fk_errors[p] for p in sorted(fk_errors))])
     if on_conflict == "update":
         updates = conflicts.filter(~pl.col("row").is_in(other_errors["row"].implode()))["row"].alias(ROW)
         all_errors = pl.concat([other_errors, conflicts.filter(~pl.col("row").is_in(updates.implode()))])
@@ -451,6 +475,29 @@ def judge(
     all_errors = all_errors.sort("row", maintain_order=True)
     same = same_rows.filter(~same_rows.is_in(all_errors["row"].implode()))
     return Judgement(all_errors, same, updates, changes.filter(pl.col("row").is_in(updates.implode())))
+
+
+def _own_orphans(
+    spec: TableSpec, batch: pl.DataFrame, file_rows: pl.DataFrame, lacking: dict[int, pl.DataFrame], refused: list[pl.Series]
+) -> dict[int, pl.DataFrame]:
+    """Of the rows ``lacking`` a stored parent (per self-referencing foreign key), those whose
+    parent is not among ``file_rows`` either. A row rejected is no parent, so rejecting it may
+    orphan its children in turn: repeated until nothing changes (once per level of a broken chain)."""
+    orphans = {position: rows.clear() for position, rows in lacking.items()}
+    while True:
+        rejected = pl.concat([pl.Series(ROW, [], dtype=pl.Int64), *refused, *(o[ROW] for o in orphans.values())])
+        parents = file_rows.filter(~pl.col(ROW).is_in(rejected.implode()))
+        found = {}
+        for position, rows in lacking.items():
+            fk = spec.foreign_keys[position]
+            keys = parents.select(
+                pl.col(ref).cast(batch.schema[column], strict=False).alias(column)
+                for column, ref in zip(fk.columns, fk.ref_columns, strict=True)
+            )
+            found[position] = batch.join(rows, on=ROW).join(keys, on=list(fk.columns), how="anti").select(ROW)
+        if all(found[p].height == orphans[p].height for p in found):  # orphans only grow: same size, same rows
+            return found
+        orphans = found
 
 
 def _compare(

@@ -176,10 +176,22 @@ class Warehouse:
         with self.transaction():
             self._insert_rejects(run_id, validated, errors, stage=stage)
 
-    def transaction(self, *, rows_done: int | None = None) -> _Transaction:
+    @contextlib.contextmanager
+    def transaction(self, *, rows_done: int | None = None) -> Iterator[None]:
         """One transaction; a failure to write (full disk...) raises WarehouseError saying how many
         rows of the run were committed before it (``rows_done``)."""
-        return _Transaction(self.con, self.path, rows_done)
+        with _write_failures(self.path, rows_done):
+            self.con.begin()
+            try:
+                yield
+            except BaseException as exc:
+                try:
+                    self.con.rollback()
+                except duckdb.Error:
+                    if _write_failure(exc) is None:  # a full disk can fail the rollback too: report the first
+                        raise
+                raise
+            self.con.commit()
 
     def _insert_batch(self, spec: TableSpec, rows: pa.Table) -> int:
         """Insert rows judged absent from the table, in its column order; were that judgement ever
@@ -252,30 +264,6 @@ class Warehouse:
             f"INSERT INTO {sql.quote(table)} ({sql.column_list(names)}) VALUES ({placeholders})",
             [list(r.values()) for r in records],
         )
-
-
-class _Transaction:
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, rows_done: int | None) -> None:
-        self.con = con
-        self.path = path
-        self.rows_done = rows_done
-
-    def __enter__(self) -> None:
-        with _write_failures(self.path, self.rows_done):
-            self.con.begin()
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        with _write_failures(self.path, self.rows_done):
-            if kind is None:
-                self.con.commit()
-                return
-            try:
-                self.con.rollback()
-            except duckdb.Error:
-                if _write_failure(value) is None:  # a full disk can fail the rollback too: report the first
-                    raise
-            if isinstance(value, duckdb.Error):
-                raise value  # translated on its way out by _write_failures
 
 
 @contextlib.contextmanager

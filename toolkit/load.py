@@ -334,12 +334,13 @@ def _judge_once(on_conflict: str) -> bool:
 @dataclass(frozen=True)
 class _WholeFile:
     """Every accepted row judged in one join, split by batch: the errors, the rows already
-    present, and the rows to insert (one arrow table, ``offsets[i]`` where batch ``i`` starts)."""
+    present, and the rows to insert (one arrow table, converted once; ``new_batches`` holds the
+    batch of each of its rows, ascending)."""
 
     errors: dict[int, pl.DataFrame]
     same: dict[int, pl.Series]
     new_rows: pa.Table
-    offsets: list[int]
+    new_batches: pl.Series
 
     def part(self, index: int) -> tuple[Judgement, pa.Table]:
         judgement = Judgement(
@@ -348,7 +349,8 @@ class _WholeFile:
             updates=_NO_ROWS,
             changes=_NO_CHANGES,
         )
-        start, end = self.offsets[index], self.offsets[index + 1]
+        start = self.new_batches.search_sorted(index, side="left")
+        end = self.new_batches.search_sorted(index, side="right")
         return judgement, self.new_rows.slice(start, end - start)
 
 
@@ -368,17 +370,11 @@ def _judge_whole_file(
     same = judged.same.to_frame(ROW).join(batch_of, on=ROW, how="left", maintain_order="left")
     handled = pl.concat([judged.errors["row"], judged.same]).implode()
     new = rows.with_columns(batch_of[_BATCH]).filter(~pl.col(ROW).is_in(handled))
-    n_batches = -(-rows.height // batch_size)
-    counts = new.group_by(_BATCH).len()
-    per_batch = dict(zip(counts[_BATCH].to_list(), counts["len"].to_list(), strict=True))
-    offsets = [0]
-    for index in range(n_batches):
-        offsets.append(offsets[-1] + per_batch.get(index, 0))
     return _WholeFile(
         errors={int(k[0]): v for k, v in errors.partition_by(_BATCH, as_dict=True, include_key=False).items()},
         same={int(k[0]): v[ROW] for k, v in same.partition_by(_BATCH, as_dict=True, include_key=False).items()},
         new_rows=new.select(order).to_arrow(),
-        offsets=offsets,
+        new_batches=new[_BATCH],
     )
 
 

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -166,17 +166,18 @@ def ingest_many(
     # The table of an .xlsx file is known from its header row in milliseconds: knowing it early
     # lets a file load while later ones are still being read. Others are known once read.
     known = {i: found for i, path in enumerate(files) if (found := _identify(path, options)) is not None}
-    outcomes: dict[int, IngestSummary | ToolkitError] = {}
-    prepared: dict[int, Prepared] = {}
-    done: set[int] = set()  # loaded, or failed
+    outcomes: dict[int, IngestSummary | ToolkitError] = {}  # loaded, or failed
+    prepared: dict[int, Prepared] = {}  # read, waiting for its turn: its frames are let go once it loads
+    loaded: list[int] = []  # in the order they were loaded
     warehouse: Warehouse | None = None
     closed: ToolkitError | None = None  # the warehouse could not be opened: every file fails with it
 
     def load_ready() -> None:
         nonlocal warehouse, closed
-        while ready := [i for i in prepared if i not in done and _may_load(i, known, done, rank, len(files))]:
+        while ready := [i for i in prepared if _may_load(i, known, outcomes, rank, len(files))]:
             index = min(ready, key=lambda i: (rank[known[i]], i))
-            done.add(index)
+            file = prepared.pop(index)
+            loaded.append(index)
             if closed is None and warehouse is None:
                 try:
                     warehouse = Warehouse(db, wait=wait)
@@ -189,7 +190,7 @@ def ingest_many(
             assert warehouse is not None
             try:
                 outcomes[index] = load_prepared(
-                    prepared[index],
+                    file,
                     warehouse,
                     batch_size=batch_size,
                     on_progress=on_progress,
@@ -197,7 +198,7 @@ def ingest_many(
                     on_conflict=on_conflict,
                 )
             except SchemaChangeError as exc:  # this table cannot take the spec; others may
-                log.error("%s: %s", prepared[index].path.name, exc)
+                log.error("%s: %s", file.path.name, exc)
                 outcomes[index] = exc
 
     try:
@@ -205,8 +206,6 @@ def ingest_many(
             if isinstance(result, ToolkitError):
                 log.error("%s", result)
                 outcomes[index] = result
-                known.pop(index, None)
-                done.add(index)
             else:
                 prepared[index] = result
                 known[index] = result.table
@@ -215,12 +214,11 @@ def ingest_many(
         if warehouse is not None:
             warehouse.close()
     # Results in the order they were loaded, bad files where they were given.
-    queue = sorted(prepared, key=lambda i: (rank[known[i]], i))
-    ranked = sorted(outcomes, key=lambda i: queue.index(i) if i in queue else i)
-    return [outcomes[i] for i in ranked]
+    position = {index: n for n, index in enumerate(loaded)}
+    return [outcomes[i] for i in sorted(outcomes, key=lambda i: position.get(i, i))]
 
 
-def _may_load(index: int, known: Mapping[int, str], done: set[int], rank: Mapping[str, int], count: int) -> bool:
+def _may_load(index: int, known: Mapping[int, str], done: Container[int], rank: Mapping[str, int], count: int) -> bool:
     """Whether file ``index`` is next to load: no file still to load comes before it in the
     order by (table rank, position). A file not read yet may be of any table: it comes first if
     it was given earlier, or if it could be a parent (any table but the first in rank)."""

@@ -18,7 +18,7 @@ from toolkit.errors import SchemaChangeError, ToolkitError, WarehouseBusyError, 
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse, classify
 from toolkit.match import HEADER_SEARCH_ROWS, MappedSheet, map_sheet, match_header
-from toolkit.read import Grid, open_sheet, text_frame
+from toolkit.read import Grid, _quick_head, _readable, open_sheet, text_frame
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
 from toolkit.validate import ERROR_SCHEMA, ROW, Validated, validate
@@ -163,9 +163,11 @@ def ingest_many(
     files = [Path(p) for p in paths]
     options = _Options(specs, table, sheet, header_row, max_cells, max_uncompressed_bytes)
     rank = {name: i for i, name in enumerate(load_order(list(specs), specs))}
+    count = _worker_count(workers, files)
     # The table of an .xlsx file is known from its header row in milliseconds: knowing it early
-    # lets a file load while later ones are still being read. Others are known once read.
-    known = {i: found for i, path in enumerate(files) if (found := _identify(path, options)) is not None}
+    # lets a file load while workers still read later ones. Others are known once read, and so
+    # is every file with one worker, which reads them in turn anyway.
+    known = {i: table for i, path in enumerate(files) if count > 1 and (table := _identify(path, options)) is not None}
     outcomes: dict[int, IngestSummary | ToolkitError] = {}  # loaded, or failed
     prepared: dict[int, Prepared] = {}  # read, waiting for its turn: its frames are let go once it loads
     loaded: list[int] = []  # in the order they were loaded
@@ -202,7 +204,7 @@ def ingest_many(
                 outcomes[index] = exc
 
     try:
-        for index, result in _prepare_all(files, options, _worker_count(workers, files)):
+        for index, result in _prepare_all(files, options, count):
             if isinstance(result, ToolkitError):
                 log.error("%s", result)
                 outcomes[index] = result
@@ -249,16 +251,13 @@ class _Options:
 def _identify(path: Path, options: _Options) -> str | None:
     """The table a workbook's header row names, when that is quick to know (.xlsx), else None."""
     try:
-        opened = open_sheet(
-            path,
-            sheet=options.sheet,
-            head_rows=max(HEADER_SEARCH_ROWS, options.header_row or 0),
-            prefer_sheet=options.table,
-            max_cells=options.max_cells,
-            max_uncompressed_bytes=options.max_uncompressed_bytes,
-        )
-        if opened.whole:
-            return None  # finding the header read the whole sheet: leave it to the worker
+        checked = _readable(path, options.sheet, options.max_cells, options.max_uncompressed_bytes)
+        head_rows = max(HEADER_SEARCH_ROWS, options.header_row or 0)
+        # Only the streamed head of an .xlsx sheet: any other read would be the whole sheet, done
+        # again by the worker.
+        opened = _quick_head(checked, options.sheet, head_rows, options.table)
+        if opened is None:
+            return None
         specs = options.specs or load_specs()
         _, spec, _, _ = match_header(opened.head, specs, table=options.table, header_row=options.header_row)
     except ToolkitError:

@@ -41,6 +41,7 @@ from toolkit.specs import load_specs, parse_spec
 
 Book = Callable[..., Path]
 ingest_module = importlib.import_module("toolkit.ingest")  # toolkit.ingest is also the function
+MIB = 1024 * 1024
 COUNTS = ("total", "success", "failed", "inserted", "skipped", "duplicates")
 
 
@@ -187,6 +188,29 @@ def test_with_one_worker_no_file_is_identified_ahead(workbook: Book, db: Path, m
     results = toolkit.ingest_many(books, db=db, workers=1)
 
     assert [counts(r)["inserted"] for r in results] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("workers", "sizes", "cpus", "expected"),
+    [
+        (None, [1000, 1000], 8, 1),  # under PARALLEL_FROM_BYTES in all: no worker processes
+        (None, [3 * MIB, 1 * MIB], 8, 2),  # from PARALLEL_FROM_BYTES: one per file ...
+        (None, [2 * MIB] * 6, 4, 4),  # ... at most one per core
+        (None, [5 * MIB, 5 * MIB], None, 1),  # a CPU count Python cannot tell counts as one
+        (3, [1000, 1000], 8, 2),  # asked for: at most one per file, whatever their size
+        (3, [], 8, 1),
+    ],
+)
+def test_the_default_worker_count_follows_the_size_of_the_files_and_the_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int | None, sizes: list[int], cpus: int | None, expected: int
+) -> None:
+    files = []
+    for n, size in enumerate(sizes):
+        files.append(tmp_path / f"f{n}.xlsx")
+        files[-1].write_bytes(bytes(size))
+    monkeypatch.setattr(ingest_module.os, "cpu_count", lambda: cpus)
+
+    assert ingest_module._worker_count(workers, files) == expected
 
 
 def test_a_structural_error_raises_before_the_warehouse_is_created(workbook: Book, db: Path) -> None:

@@ -18,10 +18,10 @@ from toolkit.errors import SchemaChangeError, ToolkitError, WarehouseBusyError, 
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse, classify
 from toolkit.match import HEADER_SEARCH_ROWS, MappedSheet, map_sheet, match_header
-from toolkit.read import Grid, _quick_head, _readable, open_sheet, text_frame
+from toolkit.read import Grid, _quick_head, _readable, open_sheet
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
-from toolkit.validate import ERROR_SCHEMA, ROW, Validated, validate
+from toolkit.validate import ERROR_SCHEMA, ROW, Validated, rejected_frame, validate
 from toolkit.workers import Pool
 
 log = logging.getLogger("toolkit")
@@ -372,7 +372,7 @@ def load_prepared(
         finished_at=clock(),
         toolkit_version=__version__,
         accepted=validated.accepted.filter(~pl.col(ROW).is_in(list(failed_rows | unprocessed))),
-        rejected=_rejected_frame(validated, errors),
+        rejected=rejected_frame(validated.raw, errors),
     )
     counts = {k: summary.to_dict()[k] for k in ("total", "success", "failed", "inserted", "skipped", "duplicates", "updated")}
     counts["warnings"] = list(summary.warnings)
@@ -438,7 +438,7 @@ def preview(
         finished_at=clock(),
         toolkit_version=__version__,
         accepted=loadable,
-        rejected=_rejected_frame(validated, errors),
+        rejected=rejected_frame(validated.raw, errors),
     )
 
 
@@ -452,12 +452,6 @@ def _unprocessed(validated: Validated, rows_done: int) -> set[int]:
     left = set(validated.accepted[ROW][rows_done:].to_list())
     repeats = validated.duplicates.filter(pl.col("__first_row").is_in(list(left)))[ROW].to_list()
     return left | set(repeats)
-
-
-def _rejected_frame(validated: Validated, errors: pl.DataFrame) -> pl.DataFrame:
-    reasons = errors.group_by("row", maintain_order=True).agg(reasons=pl.col("message"), rules=pl.col("rule"))
-    cells = [c for c in validated.raw.columns if c != ROW]
-    return text_frame(validated.raw.join(reasons, left_on=ROW, right_on="row", how="inner").sort(ROW), cells)
 
 
 def _run_record(prepared: Prepared, run_id: str, started: datetime, batch_size: int) -> dict[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import shutil
 import tempfile
@@ -33,11 +34,14 @@ from tests.conftest import (
     write_hostile,
     write_workbook,
 )
+from toolkit import read
 from toolkit.errors import HeaderError, UnreadableFileError, WarehouseBusyError
 from toolkit.load import LoadOutcome, Progress, Warehouse
 from toolkit.specs import load_specs, parse_spec
 
 Book = Callable[..., Path]
+ingest_module = importlib.import_module("toolkit.ingest")  # toolkit.ingest is also the function
+MIB = 1024 * 1024
 COUNTS = ("total", "success", "failed", "inserted", "skipped", "duplicates")
 
 
@@ -157,6 +161,56 @@ def test_a_file_loads_only_when_nothing_that_goes_before_it_is_left(
     from toolkit.ingest import _may_load
 
     assert _may_load(index, known, done, {"customers": 0, "loans": 1}, count=2) is expected
+
+
+def test_a_file_is_identified_ahead_only_from_an_xlsx_header_never_by_reading_a_whole_sheet(
+    workbook: Book, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def whole_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a whole sheet was read to identify the file")
+
+    xlsx = workbook([CUSTOMER_HEADERS, customer(1)])
+    other = workbook([CUSTOMER_HEADERS, customer(1)], name="book.xlsb")  # any format without the quick header read
+    monkeypatch.setattr(read, "read_grid", whole_read)
+    options = ingest_module._Options(None, None, None, None)
+
+    assert ingest_module._identify(xlsx, options) == "customers"
+    assert ingest_module._identify(other, options) is None
+
+
+def test_with_one_worker_no_file_is_identified_ahead(workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def identify(*args: object) -> None:
+        raise AssertionError("identified ahead: with one worker files are read in turn anyway")
+
+    monkeypatch.setattr(ingest_module, "_identify", identify)
+    books = [workbook([LOAN_HEADERS, loan(1, 100)]), workbook([CUSTOMER_HEADERS, customer(1)])]
+
+    results = toolkit.ingest_many(books, db=db, workers=1)
+
+    assert [counts(r)["inserted"] for r in results] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("workers", "sizes", "cpus", "expected"),
+    [
+        (None, [1000, 1000], 8, 1),  # under PARALLEL_FROM_BYTES in all: no worker processes
+        (None, [3 * MIB, 1 * MIB], 8, 2),  # from PARALLEL_FROM_BYTES: one per file ...
+        (None, [2 * MIB] * 6, 4, 4),  # ... at most one per core
+        (None, [5 * MIB, 5 * MIB], None, 1),  # a CPU count Python cannot tell counts as one
+        (3, [1000, 1000], 8, 2),  # asked for: at most one per file, whatever their size
+        (3, [], 8, 1),
+    ],
+)
+def test_the_default_worker_count_follows_the_size_of_the_files_and_the_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int | None, sizes: list[int], cpus: int | None, expected: int
+) -> None:
+    files = []
+    for n, size in enumerate(sizes):
+        files.append(tmp_path / f"f{n}.xlsx")
+        files[-1].write_bytes(bytes(size))
+    monkeypatch.setattr(ingest_module.os, "cpu_count", lambda: cpus)
+
+    assert ingest_module._worker_count(workers, files) == expected
 
 
 def test_a_structural_error_raises_before_the_warehouse_is_created(workbook: Book, db: Path) -> None:

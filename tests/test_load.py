@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, customer, loan, warehouse_held, warehouse_rows
+from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, customer, loan, warehouse_held, warehouse_rows, write_workbook
 from toolkit.errors import WarehouseBusyError, WarehouseError
 from toolkit.ingest import prepare
 from toolkit.load import Progress, Warehouse
+from toolkit.specs import parse_spec
 
 Book = Callable[..., Path]
 COUNTS = ("total", "success", "failed", "inserted", "skipped", "duplicates")
@@ -178,6 +185,109 @@ def test_each_row_records_its_run_and_excel_row(workbook: Book, db: Path) -> Non
     summary = toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(7), [], customer(8)]), db=db)
     stored = query(db, "SELECT customer_id, _run_id, _source_row FROM customers ORDER BY 1")
     assert stored == [(7, summary.run_id, 2), (8, summary.run_id, 4)]
+
+
+# --- a foreign key to the table itself ---------------------------------------------------------
+
+EMPLOYEES = parse_spec(
+    tomllib.loads(
+        """
+table = "employees"
+key = ["id"]
+
+[[columns]]
+name = "id"
+header = "ID"
+type = "integer"
+required = true
+
+[[columns]]
+name = "manager"
+header = "Manager"
+type = "integer"
+
+[[columns]]
+name = "badge"
+header = "Badge"
+type = "text"
+unique = true
+
+[[foreign_keys]]
+columns = ["manager"]
+references = "employees"
+ref_columns = ["id"]
+"""
+    ),
+    source="employees",
+)
+EMPLOYEE_HEADERS = ["ID", "Manager", "Badge"]
+
+
+def employees(path: Path, rows: list[tuple[int, int | None, str | None]], *, db: Path, **options: Any) -> toolkit.IngestSummary:
+    book = write_workbook(path, [EMPLOYEE_HEADERS, *[list(r) for r in rows]])
+    return toolkit.ingest(book, db=db, specs={"employees": EMPLOYEES}, **options)
+
+
+@pytest.mark.parametrize("on_conflict", ["reject", "update"])
+@pytest.mark.parametrize("batch_size", [1, 1000])
+@pytest.mark.parametrize(
+    ("rows", "stored", "rejected"),
+    [
+        pytest.param([(1, None, "a"), (2, 1, "b"), (3, 2, "c")], [1, 2, 3], {}, id="managers first"),
+        pytest.param([(3, 2, "c"), (2, 1, "b"), (1, None, "a")], [1, 2, 3], {}, id="managers last"),
+        pytest.param(
+            [(2, 99, "b"), (3, 2, "c"), (4, None, "d")],
+            [4],
+            {2: "Manager 99 is not in employees", 3: "Manager 2 is not in employees"},
+            id="under a missing manager",
+        ),
+    ],
+)
+def test_a_manager_may_be_a_row_of_the_same_file_in_any_order_and_any_batch_size(
+    tmp_path: Path,
+    rows: list[tuple[int, int | None, str | None]],
+    stored: list[int],
+    rejected: dict[int, str],
+    batch_size: int,
+    on_conflict: str,
+) -> None:
+    summary = employees(tmp_path / "e.xlsx", rows, db=tmp_path / "w.duckdb", batch_size=batch_size, on_conflict=on_conflict)
+
+    assert {e["row"]: e["message"] for e in summary.errors} == rejected
+    assert [r[0] for r in query(tmp_path / "w.duckdb", "SELECT id FROM employees ORDER BY id")] == stored
+
+
+def employee_rows(ids: int) -> st.SearchStrategy[list[tuple[int, int | None, str | None]]]:
+    # Managers range beyond the ids: some are missing, others are found in the file or the seed only.
+    return st.lists(
+        st.tuples(st.integers(1, ids), st.one_of(st.none(), st.integers(1, 9)), st.sampled_from(["a", "b", "c", "d", None])),
+        max_size=8,
+    )
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None)
+@given(seed=employee_rows(4), rows=employee_rows(8))
+@example(seed=[], rows=[(1, None, "a"), (2, 1, "b")])
+def test_with_a_foreign_key_to_its_own_table_the_warehouse_does_not_depend_on_batch_size(
+    seed: list[tuple[int, int | None, str | None]], rows: list[tuple[int, int | None, str | None]]
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        here = Path(folder)
+        base = here / "base.duckdb"
+        if seed:  # what an earlier file left: managers, keys to conflict with, badges to clash with
+            employees(here / "seed.xlsx", seed, db=base)
+        outcomes = {}
+        for size in (1, 2, 1000):
+            db = here / f"batch{size}.duckdb"
+            if base.exists():
+                shutil.copy(base, db)
+            summary = employees(here / "file.xlsx", rows, db=db, batch_size=size)
+            outcomes[size] = (counts(summary), summary.errors, warehouse_rows(db, "employees"))
+            # every stored manager is a stored employee
+            assert query(db, "SELECT id FROM employees WHERE manager NOT IN (SELECT id FROM employees)") == []
+
+        assert outcomes[1] == outcomes[2] == outcomes[1000]
 
 
 # --- batches ----------------------------------------------------------------------------------

@@ -121,13 +121,6 @@ def test_missing_parents_is_an_anti_join_that_ignores_null_foreign_keys(con: duc
     assert run(con, sql.missing_parents("batch", fk.columns, fk.references, fk.ref_columns)) == [(11,)]
 
 
-def test_insert_new_skips_keys_already_present_and_fills_lineage(con: duckdb.DuckDBPyConnection) -> None:
-    _with_batch(con, "(10, 1, 'changed', 9.0, 'new', 10), (11, 3, 'three', 3.0, 'new', 11)")
-    assert run(con, sql.insert_new(ODD, "batch")) == [(1,)]
-    rows = run(con, f"SELECT * FROM {sql.quote(ODD.table)} ORDER BY 1")
-    assert rows == [(1, "one", 1.0, "old", 2), (2, "two", 2.0, "old", 3), (3, "three", 3.0, "new", 11)]
-
-
 def test_audit_tables_ddl_is_idempotent_and_has_the_documented_columns_in_order(con: duckdb.DuckDBPyConnection) -> None:
     # The README's columns must stay (scripts query them); new ones may be added.
     for ddl in (sql.RUNS_DDL, sql.REJECTS_DDL, sql.RUNS_DDL, sql.REJECTS_DDL):

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import CUSTOMER_HEADERS, ROOT, customer, write_workbook
 from toolkit.errors import HeaderError, UnreadableFileError
-from toolkit.workers import Pool, WorkerError
+from toolkit.workers import Pool, WorkerError, _Worker
 
 
 def square(value: int) -> int:
@@ -48,6 +48,29 @@ def test_a_worker_that_dies_costs_only_its_job() -> None:
     assert isinstance(crashed, UnreadableFileError)
     assert str(crashed).startswith("file3.xlsx: the reader crashed on this file")
     assert results == {0: 0, 1: 1, 2: 2, 4: 4, 5: 5}
+
+
+def test_a_worker_that_died_while_idle_is_replaced_and_its_job_still_runs() -> None:
+    with Pool(2, square) as pool:
+        dead = pool.workers[0]
+        dead.process.kill()
+        dead.process.wait()
+        results = dict(pool.run([(f"job {n}", (n,)) for n in range(5)]))
+        workers = list(pool.workers)
+
+    assert results == {n: n * n for n in range(5)}
+    assert dead not in workers and all(w.process.returncode == 0 for w in workers)
+
+
+def test_workers_that_end_as_they_start_raise_instead_of_being_replaced_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    def stillborn() -> _Worker:
+        process = subprocess.Popen([sys.executable, "-c", ""], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        process.wait()
+        return _Worker(process)
+
+    monkeypatch.setattr(Pool, "_start", staticmethod(stillborn))
+    with Pool(1, square) as pool, pytest.raises(WorkerError, match="job 0: a new worker process ended before its first job"):
+        list(pool.run([("job 0", (0,))]))
 
 
 def test_toolkit_errors_come_back_as_results_and_a_bug_raises_with_its_traceback() -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +17,10 @@ from toolkit.errors import SchemaChangeError, ToolkitError, WarehouseBusyError, 
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse, classify
 from toolkit.match import HEADER_SEARCH_ROWS, MappedSheet, map_sheet, match_header
-from toolkit.read import Grid, open_sheet, text_frame
+from toolkit.read import Grid, file_sha256, open_sheet, quick_head
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
-from toolkit.validate import ERROR_SCHEMA, ROW, Validated, validate
+from toolkit.validate import ERROR_SCHEMA, ROW, Validated, rejected_frame, validate
 from toolkit.workers import Pool
 
 log = logging.getLogger("toolkit")
@@ -81,8 +80,7 @@ def prepare(
         max_uncompressed_bytes=max_uncompressed_bytes,
     )
     mapped = map_sheet(opened, specs, table=table, header_row=header_row)
-    with path.open("rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    digest = file_sha256(path)
     return Prepared(path, mapped, validate(mapped), digest, opened.name, _header_order(opened.head, mapped))
 
 
@@ -163,20 +161,23 @@ def ingest_many(
     files = [Path(p) for p in paths]
     options = _Options(specs, table, sheet, header_row, max_cells, max_uncompressed_bytes)
     rank = {name: i for i, name in enumerate(load_order(list(specs), specs))}
+    count = _worker_count(workers, files)
     # The table of an .xlsx file is known from its header row in milliseconds: knowing it early
-    # lets a file load while later ones are still being read. Others are known once read.
-    known = {i: found for i, path in enumerate(files) if (found := _identify(path, options)) is not None}
-    outcomes: dict[int, IngestSummary | ToolkitError] = {}
-    prepared: dict[int, Prepared] = {}
-    done: set[int] = set()  # loaded, or failed
+    # lets a file load while workers still read later ones. Others are known once read, and so
+    # is every file with one worker, which reads them in turn anyway.
+    known = {i: table for i, path in enumerate(files) if count > 1 and (table := _identify(path, options)) is not None}
+    outcomes: dict[int, IngestSummary | ToolkitError] = {}  # loaded, or failed
+    prepared: dict[int, Prepared] = {}  # read, waiting for its turn: its frames are let go once it loads
+    loaded: list[int] = []  # in the order they were loaded
     warehouse: Warehouse | None = None
     closed: ToolkitError | None = None  # the warehouse could not be opened: every file fails with it
 
     def load_ready() -> None:
         nonlocal warehouse, closed
-        while ready := [i for i in prepared if i not in done and _may_load(i, known, done, rank, len(files))]:
+        while ready := [i for i in prepared if _may_load(i, known, outcomes, rank, len(files))]:
             index = min(ready, key=lambda i: (rank[known[i]], i))
-            done.add(index)
+            file = prepared.pop(index)
+            loaded.append(index)
             if closed is None and warehouse is None:
                 try:
                     warehouse = Warehouse(db, wait=wait)
@@ -189,7 +190,7 @@ def ingest_many(
             assert warehouse is not None
             try:
                 outcomes[index] = load_prepared(
-                    prepared[index],
+                    file,
                     warehouse,
                     batch_size=batch_size,
                     on_progress=on_progress,
@@ -197,16 +198,14 @@ def ingest_many(
                     on_conflict=on_conflict,
                 )
             except SchemaChangeError as exc:  # this table cannot take the spec; others may
-                log.error("%s: %s", prepared[index].path.name, exc)
+                log.error("%s: %s", file.path.name, exc)
                 outcomes[index] = exc
 
     try:
-        for index, result in _prepare_all(files, options, _worker_count(workers, files)):
+        for index, result in _prepare_all(files, options, count):
             if isinstance(result, ToolkitError):
                 log.error("%s", result)
                 outcomes[index] = result
-                known.pop(index, None)
-                done.add(index)
             else:
                 prepared[index] = result
                 known[index] = result.table
@@ -215,12 +214,11 @@ def ingest_many(
         if warehouse is not None:
             warehouse.close()
     # Results in the order they were loaded, bad files where they were given.
-    queue = sorted(prepared, key=lambda i: (rank[known[i]], i))
-    ranked = sorted(outcomes, key=lambda i: queue.index(i) if i in queue else i)
-    return [outcomes[i] for i in ranked]
+    position = {index: n for n, index in enumerate(loaded)}
+    return [outcomes[i] for i in sorted(outcomes, key=lambda i: position.get(i, i))]
 
 
-def _may_load(index: int, known: Mapping[int, str], done: set[int], rank: Mapping[str, int], count: int) -> bool:
+def _may_load(index: int, known: Mapping[int, str], done: Container[int], rank: Mapping[str, int], count: int) -> bool:
     """Whether file ``index`` is next to load: no file still to load comes before it in the
     order by (table rank, position). A file not read yet may be of any table: it comes first if
     it was given earlier, or if it could be a parent (any table but the first in rank)."""
@@ -251,16 +249,18 @@ class _Options:
 def _identify(path: Path, options: _Options) -> str | None:
     """The table a workbook's header row names, when that is quick to know (.xlsx), else None."""
     try:
-        opened = open_sheet(
+        # Only the streamed head of an .xlsx sheet: any other read would be the whole sheet, done
+        # again by the worker.
+        opened = quick_head(
             path,
             sheet=options.sheet,
-            head_rows=max(HEADER_SEARCH_ROWS, options.header_row or 0),
             prefer_sheet=options.table,
+            head_rows=max(HEADER_SEARCH_ROWS, options.header_row or 0),
             max_cells=options.max_cells,
             max_uncompressed_bytes=options.max_uncompressed_bytes,
         )
-        if opened.whole:
-            return None  # finding the header read the whole sheet: leave it to the worker
+        if opened is None:
+            return None
         specs = options.specs or load_specs()
         _, spec, _, _ = match_header(opened.head, specs, table=options.table, header_row=options.header_row)
     except ToolkitError:
@@ -375,7 +375,7 @@ def load_prepared(
         finished_at=clock(),
         toolkit_version=__version__,
         accepted=validated.accepted.filter(~pl.col(ROW).is_in(list(failed_rows | unprocessed))),
-        rejected=_rejected_frame(validated, errors),
+        rejected=rejected_frame(validated.raw, errors),
         changes=outcome.changes,
     )
     counts = {k: summary.to_dict()[k] for k in ("total", "success", "failed", "inserted", "skipped", "duplicates", "updated")}
@@ -442,7 +442,7 @@ def preview(
         finished_at=clock(),
         toolkit_version=__version__,
         accepted=loadable,
-        rejected=_rejected_frame(validated, errors),
+        rejected=rejected_frame(validated.raw, errors),
     )
 
 
@@ -456,12 +456,6 @@ def _unprocessed(validated: Validated, rows_done: int) -> set[int]:
     left = set(validated.accepted[ROW][rows_done:].to_list())
     repeats = validated.duplicates.filter(pl.col("__first_row").is_in(list(left)))[ROW].to_list()
     return left | set(repeats)
-
-
-def _rejected_frame(validated: Validated, errors: pl.DataFrame) -> pl.DataFrame:
-    reasons = errors.group_by("row", maintain_order=True).agg(reasons=pl.col("message"), rules=pl.col("rule"))
-    cells = [c for c in validated.raw.columns if c != ROW]
-    return text_frame(validated.raw.join(reasons, left_on=ROW, right_on="row", how="inner").sort(ROW), cells)
 
 
 def _run_record(prepared: Prepared, run_id: str, started: datetime, batch_size: int) -> dict[str, object]:

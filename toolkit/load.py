@@ -1,12 +1,13 @@
 """Accepted rows -> the DuckDB warehouse in batches, with dedupe and audit tables.
 
-Each batch is one transaction: rows whose key is already present with the same values are
-skipped, with other values rejected as conflicts (naming the changed columns), rows whose
-foreign key or unique value does not fit the warehouse are rejected, and the rest are inserted
-through an anti-join against the table, so a re-run never duplicates a row. Committed batches
-survive a crash; ``_runs`` keeps the run as not finished until its last commit. Where the outcome
-cannot differ (see ``_judge_once``) every row is judged in one join before the first batch, so the
-per-batch work is the guarded insert alone and the load stays linear in the file's rows.
+Each batch is one transaction. Rows whose key is already present are found with one join
+against the table and left out: skipped with the same values, rejected as conflicts (naming the
+changed columns) with other values. Rows whose foreign key or unique value does not fit the
+warehouse are rejected, the rest are inserted, and the table's key constraint refuses any
+duplicate, so a re-run never duplicates a row. Committed batches survive a crash; ``_runs`` keeps
+the run as not finished until its last commit. Where the outcome cannot differ (see
+``_judge_once``) every row is judged in one join before the first batch, so the per-batch work is
+the insert alone and the load stays linear in the file's rows.
 """
 
 from __future__ import annotations
@@ -139,7 +140,10 @@ class Warehouse:
         errors = [pl.DataFrame(schema=ERROR_SCHEMA)]
         changes = [_NO_CHANGES]
         started = time.perf_counter()
-        whole = _judge_whole_file(self.con, spec, rows, validated.headers, batch_size) if _judge_once(spec, on_conflict) else None
+        order = _in_table_order(self.con, spec, rows)  # once: every batch is inserted in the table's column order
+        whole = None
+        if _judge_once(on_conflict):
+            whole = _judge_whole_file(self.con, spec, rows, validated.headers, batch_size, order)
         with _single_thread(self.con):
             for index, batch in enumerate(rows.iter_slices(batch_size)):
                 if should_stop is not None and should_stop():
@@ -155,12 +159,14 @@ class Warehouse:
                 with self.transaction(rows_done=rows_done):
                     if whole is not None:
                         judged, new_rows = whole.part(index)
-                        inserted += self._insert_batch(spec, new_rows, None)
                     else:
-                        judged = judge(self.con, spec, batch, validated.headers, on_conflict=on_conflict)
+                        # Rows of earlier batches are stored or rejected by now: parents from the rest only.
+                        # (A parent in a later batch that the warehouse rejects is not known yet here.)
+                        later = rows.slice(rows_done)
+                        judged = judge(self.con, spec, batch, validated.headers, on_conflict=on_conflict, file_rows=later)
                         handled = pl.concat([judged.errors["row"], judged.same, judged.updates]).implode()
-                        new_rows = batch.filter(~pl.col(ROW).is_in(handled)).to_arrow()
-                        inserted += self._insert_batch(spec, new_rows, list(validated.headers))
+                        new_rows = batch.filter(~pl.col(ROW).is_in(handled)).select(order).to_arrow()
+                    inserted += self._insert_batch(spec, new_rows)
                     if judged.updates.len():
                         updates = batch.filter(pl.col(ROW).is_in(judged.updates.implode()))
                         self._update_rows(spec, updates, list(validated.headers))
@@ -181,30 +187,31 @@ class Warehouse:
         with self.transaction():
             self._insert_rejects(run_id, validated, errors, stage=stage)
 
-    def transaction(self, *, rows_done: int | None = None) -> _Transaction:
+    @contextlib.contextmanager
+    def transaction(self, *, rows_done: int | None = None) -> Iterator[None]:
         """One transaction; a failure to write (full disk...) raises WarehouseError saying how many
         rows of the run were committed before it (``rows_done``)."""
-        return _Transaction(self.con, self.path, rows_done)
+        with _write_failures(self.path, rows_done):
+            self.con.begin()
+            try:
+                yield
+            except BaseException as exc:
+                try:
+                    self.con.rollback()
+                except duckdb.Error:
+                    if _write_failure(exc) is None:  # a full disk can fail the rollback too: report the first
+                        raise
+                raise
+            self.con.commit()
 
-    def _insert_batch(self, spec: TableSpec, batch: pl.DataFrame | pa.Table, present: list[str] | None) -> int:
-        """Insert the batch's new rows; ``present=None``: they were judged absent beforehand (see
-        ``_judge_once``), so the insert needs no anti-join against the growing table, which would
-        rescan it for every batch and make a large load quadratic."""
-        # An arrow table registers ~0.7 ms faster than a polars frame: it counts at 1000 batches.
-        if batch.shape[0] == 0:
-            return 0
-        if present is None and isinstance(batch, pa.Table):
-            # Already in the table's column order (see _judge_whole_file): a relation insert skips
-            # parsing and binding an INSERT statement, ~0.5 ms a batch.
-            self.con.from_arrow(batch).insert_into(spec.table)
-            return batch.num_rows
-        self.con.register(BATCH_NAME, batch)
-        try:
-            statement = sql.insert_rows(spec, BATCH_NAME) if present is None else sql.insert_new(spec, BATCH_NAME, present)
-            result = _run(self.con, statement)
-        finally:
-            self.con.unregister(BATCH_NAME)
-        return int(result[0][0]) if result else 0
+    def _insert_batch(self, spec: TableSpec, rows: pa.Table) -> int:
+        """Insert rows judged absent from the table, in its column order; were that judgement ever
+        wrong, the table's key constraint refuses the duplicate and the batch rolls back."""
+        # A relation insert skips parsing and binding an INSERT statement (~0.5 ms a batch), and an
+        # arrow table registers ~0.7 ms faster than a polars frame: it counts at 1000 batches.
+        if rows.num_rows:
+            self.con.from_arrow(rows).insert_into(spec.table)
+        return rows.num_rows
 
     def _update_rows(self, spec: TableSpec, rows: pl.DataFrame, present: list[str]) -> None:
         self.con.register(BATCH_NAME, rows)
@@ -270,30 +277,6 @@ class Warehouse:
         )
 
 
-class _Transaction:
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, rows_done: int | None) -> None:
-        self.con = con
-        self.path = path
-        self.rows_done = rows_done
-
-    def __enter__(self) -> None:
-        with _write_failures(self.path, self.rows_done):
-            self.con.begin()
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        with _write_failures(self.path, self.rows_done):
-            if kind is None:
-                self.con.commit()
-                return
-            try:
-                self.con.rollback()
-            except duckdb.Error:
-                if _write_failure(value) is None:  # a full disk can fail the rollback too: report the first
-                    raise
-            if isinstance(value, duckdb.Error):
-                raise value  # translated on its way out by _write_failures
-
-
 @contextlib.contextmanager
 def _write_failures(path: Path, rows_done: int | None) -> Iterator[None]:
     """DuckDB failing to write the file (full disk, size limit, I/O error) -> one-line WarehouseError.
@@ -346,27 +329,29 @@ _NO_ROWS = pl.Series(ROW, [], dtype=pl.Int64)
 _NO_CHANGES = pl.DataFrame(schema=CHANGE_SCHEMA)
 
 
-def _judge_once(spec: TableSpec, on_conflict: str) -> bool:
+def _judge_once(on_conflict: str) -> bool:
     """Whether judging every row in one join gives what judging batch by batch would.
 
     It does when no batch's writes can change how a later batch is judged. Accepted rows have
     distinct keys and unique values (settled in the file), so an insert cannot make a later row
-    present or clash; we hold the warehouse's write lock, so nobody else writes meanwhile. Not
-    so with updates (an updated unique value frees or takes one) or a foreign key to the table
-    itself (an earlier batch inserts parents of a later one): those are judged batch by batch.
+    present or clash; a foreign key to the table itself is judged against the stored rows and
+    the file's, which an insert only moves from one to the other; we hold the warehouse's write
+    lock, so nobody else writes meanwhile. Not so with updates (an updated unique value frees or
+    takes one): those are judged batch by batch.
     """
-    return on_conflict == "reject" and all(fk.references != spec.table for fk in spec.foreign_keys)
+    return on_conflict == "reject"
 
 
 @dataclass(frozen=True)
 class _WholeFile:
     """Every accepted row judged in one join, split by batch: the errors, the rows already
-    present, and the rows to insert (one arrow table, ``offsets[i]`` where batch ``i`` starts)."""
+    present, and the rows to insert (one arrow table, converted once; ``new_batches`` holds the
+    batch of each of its rows, ascending)."""
 
     errors: dict[int, pl.DataFrame]
     same: dict[int, pl.Series]
     new_rows: pa.Table
-    offsets: list[int]
+    new_batches: pl.Series
 
     def part(self, index: int) -> tuple[Judgement, pa.Table]:
         judgement = Judgement(
@@ -375,12 +360,18 @@ class _WholeFile:
             updates=_NO_ROWS,
             changes=_NO_CHANGES,
         )
-        start, end = self.offsets[index], self.offsets[index + 1]
+        start = self.new_batches.search_sorted(index, side="left")
+        end = self.new_batches.search_sorted(index, side="right")
         return judgement, self.new_rows.slice(start, end - start)
 
 
 def _judge_whole_file(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: pl.DataFrame, headers: dict[str, str], batch_size: int
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    rows: pl.DataFrame,
+    headers: dict[str, str],
+    batch_size: int,
+    order: list[pl.Expr],
 ) -> _WholeFile:
     # One join against the table instead of one per batch: a per-batch join scans the growing
     # table each time, which makes a large file's load quadratic.
@@ -390,17 +381,11 @@ def _judge_whole_file(
     same = judged.same.to_frame(ROW).join(batch_of, on=ROW, how="left", maintain_order="left")
     handled = pl.concat([judged.errors["row"], judged.same]).implode()
     new = rows.with_columns(batch_of[_BATCH]).filter(~pl.col(ROW).is_in(handled))
-    n_batches = -(-rows.height // batch_size)
-    counts = new.group_by(_BATCH).len()
-    per_batch = dict(zip(counts[_BATCH].to_list(), counts["len"].to_list(), strict=True))
-    offsets = [0]
-    for index in range(n_batches):
-        offsets.append(offsets[-1] + per_batch.get(index, 0))
     return _WholeFile(
         errors={int(k[0]): v for k, v in errors.partition_by(_BATCH, as_dict=True, include_key=False).items()},
         same={int(k[0]): v[ROW] for k, v in same.partition_by(_BATCH, as_dict=True, include_key=False).items()},
-        new_rows=new.select(_in_table_order(con, spec, new)).to_arrow(),
-        offsets=offsets,
+        new_rows=new.select(order).to_arrow(),
+        new_batches=new[_BATCH],
     )
 
 
@@ -419,16 +404,27 @@ def classify(
 
 
 def judge(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pl.DataFrame, headers: dict[str, str], *, on_conflict: str = "reject"
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    batch: pl.DataFrame,
+    headers: dict[str, str],
+    *,
+    on_conflict: str = "reject",
+    file_rows: pl.DataFrame | None = None,
 ) -> Judgement:
     """Judge rows against the warehouse; reads only, the caller decides what to write.
 
     Only the columns the file provides are compared: an optional column the file lacks is not a
     difference. With ``on_conflict="update"`` a row whose key is present with other values is an
-    update instead of a conflict, unless it fails another check.
+    update instead of a conflict, unless it fails another check. A foreign key to the table
+    itself is satisfied by a stored row or by one of ``file_rows`` (the file's accepted rows not
+    loaded yet; default: ``batch``) that is not rejected, so a file may list employees before or
+    after their managers.
     """
     present = [c for c in spec.names if c in headers]
-    errors: list[pl.DataFrame] = [pl.DataFrame(schema=ERROR_SCHEMA)]
+    unique_errors: list[pl.DataFrame] = []
+    fk_errors: dict[int, pl.DataFrame] = {}  # by position in spec.foreign_keys
+    lacking: dict[int, pl.DataFrame] = {}  # rows whose self-reference has no stored parent
     same_rows = pl.Series(ROW, [], dtype=pl.Int64)
     conflicts = pl.DataFrame(schema=ERROR_SCHEMA)
     changes = pl.DataFrame(schema=CHANGE_SCHEMA)
@@ -442,17 +438,26 @@ def judge(
         for column in spec.unique_columns:
             if column in headers and table_exists:
                 clashes = con.sql(sql.unique_clashes(spec, BATCH_NAME, column)).pl()
-                errors.append(_unique_errors(clashes, batch, spec, column, headers))
-        for fk in spec.foreign_keys:
+                unique_errors.append(_unique_errors(clashes, batch, spec, column, headers))
+        for position, fk in enumerate(spec.foreign_keys):
             if all(c in headers for c in fk.columns) and _table_exists(con, fk.references):
                 orphans = con.sql(sql.missing_parents(BATCH_NAME, fk.columns, fk.references, fk.ref_columns)).pl()
             else:
                 orphans = batch.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in fk.columns)).select(ROW)
                 orphans = orphans if all(c in headers for c in fk.columns) else orphans.clear()
-            errors.append(_orphan_errors(orphans, batch, fk.columns, fk.references, headers))
+            if fk.references == spec.table:
+                lacking[position] = orphans
+            else:
+                fk_errors[position] = _orphan_errors(orphans, batch, fk.columns, fk.references, headers)
     finally:
         con.unregister(BATCH_NAME)
-    other_errors = pl.concat(errors)
+    if lacking:
+        # A row rejected for another reason is no parent; a conflict only where it stays rejected.
+        kept_conflicts = [] if on_conflict == "update" else [conflicts["row"]]
+        refused = [e["row"] for e in [*unique_errors, *fk_errors.values()]] + kept_conflicts
+        orphaned = _own_orphans(spec, batch, batch if file_rows is None else file_rows, lacking, refused)
+        fk_errors |= {p: _orphan_errors(o, batch, spec.foreign_keys[p].columns, spec.table, headers) for p, o in orphaned.items()}
+    other_errors = pl.concat([pl.DataFrame(schema=ERROR_SCHEMA), *unique_errors, *(fk_errors[p] for p in sorted(fk_errors))])
     if on_conflict == "update":
         updates = conflicts.filter(~pl.col("row").is_in(other_errors["row"].implode()))["row"].alias(ROW)
         all_errors = pl.concat([other_errors, conflicts.filter(~pl.col("row").is_in(updates.implode()))])
@@ -462,6 +467,29 @@ def judge(
     all_errors = all_errors.sort("row", maintain_order=True)
     same = same_rows.filter(~same_rows.is_in(all_errors["row"].implode()))
     return Judgement(all_errors, same, updates, changes.filter(pl.col("row").is_in(updates.implode())))
+
+
+def _own_orphans(
+    spec: TableSpec, batch: pl.DataFrame, file_rows: pl.DataFrame, lacking: dict[int, pl.DataFrame], refused: list[pl.Series]
+) -> dict[int, pl.DataFrame]:
+    """Of the rows ``lacking`` a stored parent (per self-referencing foreign key), those whose
+    parent is not among ``file_rows`` either. A row rejected is no parent, so rejecting it may
+    orphan its children in turn: repeated until nothing changes (once per level of a broken chain)."""
+    orphans = {position: rows.clear() for position, rows in lacking.items()}
+    while True:
+        rejected = pl.concat([pl.Series(ROW, [], dtype=pl.Int64), *refused, *(o[ROW] for o in orphans.values())])
+        parents = file_rows.filter(~pl.col(ROW).is_in(rejected.implode()))
+        found = {}
+        for position, rows in lacking.items():
+            fk = spec.foreign_keys[position]
+            keys = parents.select(
+                pl.col(ref).cast(batch.schema[column], strict=False).alias(column)
+                for column, ref in zip(fk.columns, fk.ref_columns, strict=True)
+            )
+            found[position] = batch.join(rows, on=ROW).join(keys, on=list(fk.columns), how="anti").select(ROW)
+        if all(found[p].height == orphans[p].height for p in found):  # orphans only grow: same size, same rows
+            return found
+        orphans = found
 
 
 def _compare(

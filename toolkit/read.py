@@ -23,6 +23,7 @@ still sees every cell as found: error cells, text cells, and boolean cells in a 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -173,12 +174,35 @@ def open_sheet(
     Raises the same errors as :func:`read_grid`, the caps included.
     """
     path = Path(path)
-    judged = _refuse_unreadable(path, sheet, prefer_sheet, max_cells, max_uncompressed_bytes)
-    quick = _quick_head(path, judged, head_rows)
+    quick = quick_head(
+        path,
+        sheet=sheet,
+        head_rows=head_rows,
+        max_cells=max_cells,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+        prefer_sheet=prefer_sheet,
+    )
     if quick is not None:
         return quick
-    grid = _read_text(path, sheet, prefer_sheet)
+    grid = _read_text(path, sheet, prefer_sheet)  # the file is checked: quick_head did it
     return Sheet(path, grid.sheet, grid)
+
+
+def quick_head(
+    path: str | Path,
+    *,
+    sheet: str | int | None = None,
+    head_rows: int = 20,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    prefer_sheet: str | None = None,
+) -> Sheet | None:
+    """The file checked as :func:`open_sheet` checks it, then its sheet's head straight from the
+    sheet's XML (.xlsx/.xlsm), or None where that quick look is not possible: the caller would
+    then need the whole sheet read as text."""
+    path = Path(path)
+    judged = _refuse_unreadable(path, sheet, prefer_sheet, max_cells, max_uncompressed_bytes)
+    return _quick_head(path, judged, head_rows)
 
 
 def _quick_head(path: Path, part: xlsx.SheetPart | None, head_rows: int) -> Sheet | None:
@@ -497,8 +521,6 @@ def _captured_stderr() -> Iterator[list[str]]:
 
 def file_sha256(path: str | Path) -> str:
     """The sha256 of the file's bytes, in hex; a file that cannot be read raises UnreadableFileError."""
-    import hashlib  # local: this function is its only user in the module
-
     try:
         with open(path, "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()

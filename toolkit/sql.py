@@ -68,23 +68,6 @@ def missing_parents(batch: str, columns: Sequence[str], parent: str, parent_colu
     )
 
 
-def insert_new(spec: TableSpec, batch: str, present: Sequence[str] | None = None) -> str:
-    """Insert the batch, skipping any key already present: the anti-join dedupe, as a guard."""
-    names = [*spec.names, *RUN_COLUMNS]
-    return (
-        f"INSERT INTO {quote(spec.table)} ({column_list(names)}) "
-        f"SELECT {column_list(names, 'b.')} FROM {quote(batch)} b "
-        f"ANTI JOIN {quote(spec.table)} t ON {identity_match(spec, 'b', 't', present or spec.names)}"
-    )
-
-
-def insert_rows(spec: TableSpec, batch: str) -> str:
-    """Insert the batch as it is: its rows were judged absent from the table beforehand, and the
-    table's key constraint still refuses (and rolls back) a duplicate if that judgement were wrong."""
-    names = [*spec.names, *RUN_COLUMNS]
-    return f"INSERT INTO {quote(spec.table)} ({column_list(names)}) SELECT {column_list(names)} FROM {quote(batch)}"
-
-
 def update_rows(spec: TableSpec, batch: str, present: Sequence[str]) -> str:
     """Replace the provided columns (and lineage) of stored rows with the batch's values."""
     columns = [c for c in spec.names if c in present and c not in spec.key] + list(RUN_COLUMNS)

@@ -72,11 +72,17 @@ def validate(sheet: MappedSheet) -> Validated:
     all_errors = pl.concat([all_errors, inherited]).sort("row", maintain_order=True)
     duplicates = duplicates.filter(~pl.col("__first_row").is_in(rejected_firsts["__first_row"].implode()))
 
-    reasons = all_errors.group_by("row", maintain_order=True).agg(reasons=pl.col("message"))
-    cells = [c for c in sheet.raw.columns if c != ROW]
-    rejected = text_frame(sheet.raw.join(reasons, left_on=ROW, right_on="row", how="inner").sort(ROW), cells)
-    accepted = good.filter(~pl.col(ROW).is_in(reasons["row"].implode()))
+    rejected = rejected_frame(sheet.raw, all_errors).drop("rules")
+    accepted = good.filter(~pl.col(ROW).is_in(all_errors["row"].implode()))
     return Validated(spec, headers, sheet.raw, accepted, duplicates, rejected, all_errors)
+
+
+def rejected_frame(raw: pl.DataFrame, errors: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``raw`` that ``errors`` (ERROR_SCHEMA) names, in row order: ``__row``, each cell
+    as text, and the ``reasons`` (messages) and ``rules`` of their errors, in the errors' order."""
+    grouped = errors.group_by("row", maintain_order=True).agg(reasons=pl.col("message"), rules=pl.col("rule"))
+    cells = [c for c in raw.columns if c != ROW]
+    return text_frame(raw.join(grouped, left_on=ROW, right_on="row", how="inner").sort(ROW), cells)
 
 
 def _failures(

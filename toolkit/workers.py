@@ -20,7 +20,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
 from toolkit.errors import ToolkitError, UnreadableFileError
@@ -63,7 +63,6 @@ class WorkerError(RuntimeError):
 class _Worker:
     process: subprocess.Popen[bytes]
     job: tuple[int, str] | None = None  # (index, file name) of the job it runs
-    stderr: list[str] = field(default_factory=list)
 
 
 class Pool:
@@ -141,11 +140,20 @@ class Pool:
         selector = selectors.DefaultSelector()
         busy = 0
 
-        def give(worker: _Worker) -> None:
+        def give(worker: _Worker, *, fresh: bool = False) -> None:
             nonlocal busy
-            if pending and self._give(worker, pending.pop()):
+            if not pending:
+                return
+            item = pending.pop()
+            if self._give(worker, item):
                 selector.register(worker.process.stdout, selectors.EVENT_READ, worker)  # type: ignore[arg-type]
                 busy += 1
+                return
+            # The worker died while idle: its job goes back and a fresh worker takes its place.
+            pending.append(item)
+            if fresh:  # a worker that cannot take even its first job: another would not either
+                raise WorkerError(f"{item[1][0]}: a new worker process ended before its first job")
+            give(self._replace(worker)[0], fresh=True)
 
         try:
             for worker in self.workers:
@@ -161,16 +169,8 @@ class Pool:
                     try:
                         result = _read_frame(worker.process.stdout)
                     except (EOFError, OSError, pickle.UnpicklingError):
-                        code = worker.process.wait()
-                        for pipe in (worker.process.stdin, worker.process.stdout):
-                            try:
-                                if pipe:
-                                    pipe.close()
-                            except OSError:
-                                pass  # the dead worker's end is gone already
-                        # A fresh worker takes the dead one's place, so the other files still run.
-                        self.workers[self.workers.index(worker)] = worker = self._start()
-                        give(worker)
+                        worker, code = self._replace(worker)
+                        give(worker, fresh=True)
                         yield index, UnreadableFileError(
                             f"{label}: the reader crashed on this file (its worker process ended with status {code}); "
                             "it is probably corrupt"
@@ -182,6 +182,19 @@ class Pool:
                     yield index, result
         finally:
             selector.close()
+
+    def _replace(self, worker: _Worker) -> tuple[_Worker, int]:
+        """(a fresh worker in the dead one's place, the dead one's exit status): the other jobs still run."""
+        code = worker.process.wait()
+        for pipe in (worker.process.stdin, worker.process.stdout):
+            try:
+                if pipe:
+                    pipe.close()
+            except OSError:
+                pass  # the dead worker's end is gone already
+        fresh = self._start()
+        self.workers[self.workers.index(worker)] = fresh
+        return fresh, code
 
     def _give(self, worker: _Worker, item: tuple[int, tuple[str, tuple[object, ...]]]) -> bool:
         index, (label, args) = item

@@ -41,6 +41,33 @@ class ExcelError:
 _FORMULA_FOR = {"#DIV/0!": "=1/0", "#N/A": "=NA()", "#REF!": "=#REF!", "#NAME?": "=nosuchfn()", "#VALUE!": '="a"+1'}
 
 
+# A user's spec with a cross-column rule (for the cells a rule names, in reports and exports).
+STOCK_SPEC = """
+table = "stock"
+key = ["sku"]
+
+[[columns]]
+name = "sku"
+header = "SKU"
+required = true
+
+[[columns]]
+name = "quantity"
+header = "Qty"
+type = "integer"
+
+[[columns]]
+name = "unit_price"
+header = "Price"
+type = "number"
+
+[[rules]]
+name = "value_cap"
+check = "quantity * unit_price <= 1000"
+message = "Stock value above 1,000"
+"""
+
+
 def write_workbook(
     path: Path,
     rows: Sequence[Sequence[Any]],

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, HOSTILE, LOAN_HEADERS, NOTES_SPEC, customer, loan, write_hostile
+from tests.conftest import CUSTOMER_HEADERS, HOSTILE, LOAN_HEADERS, NOTES_SPEC, STOCK_SPEC, customer, loan, write_hostile
 from toolkit.cli import main
 from toolkit.errors import WarehouseError
 from toolkit.fixit import EXCEL_CELL_CHARS, _Formats, _write_cell, fixit_sheets, write_fixit_workbook
@@ -288,35 +288,9 @@ def test_a_composite_key_clash_marks_the_key_cells_with_the_reason(workbook: Wor
     assert _marked(ws) == {(r, h): clash for r in (2, 3) for h in ("Customer ID", "Loan ID")}
 
 
-RULED_SPEC = """
-table = "stock"
-key = ["sku"]
-
-[[columns]]
-name = "sku"
-header = "SKU"
-required = true
-
-[[columns]]
-name = "quantity"
-header = "Qty"
-type = "integer"
-
-[[columns]]
-name = "unit_price"
-header = "Price"
-type = "number"
-
-[[rules]]
-name = "value_cap"
-check = "quantity * unit_price <= 1000"
-message = "Stock value above 1,000"
-"""
-
-
 def test_a_rule_of_your_own_spec_marks_the_cells_it_uses(workbook: Workbook, db: Path, tmp_path: Path) -> None:
     spec_file = tmp_path / "stock.toml"
-    spec_file.write_text(RULED_SPEC, encoding="utf-8")
+    spec_file.write_text(STOCK_SPEC, encoding="utf-8")
     specs = toolkit.load_specs([spec_file])
     toolkit.ingest(workbook([["Price", "SKU", "Qty"], [50, "A", 100], [1, "B", 5]]), db=db, specs=specs)
     fix = tmp_path / "fix.xlsx"

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, ROOT, customer, loan
+from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, ROOT, STOCK_SPEC, customer, loan
 from toolkit.report import escape
 from toolkit.widgets import IngestApp, rejects_table
 
@@ -473,32 +473,6 @@ def test_fixit_export_writes_the_runs_rejected_rows_as_a_workbook(app: IngestApp
     assert path.parent == tmp_path and path.suffix == ".xlsx"
     assert toolkit.preview(path, table="customers").total == 2  # the two rejected rows, ready to fix
     assert f'download="{path.name}"' in app.export_view.value
-
-
-STOCK_SPEC = """
-table = "stock"
-key = ["sku"]
-
-[[columns]]
-name = "sku"
-header = "SKU"
-required = true
-
-[[columns]]
-name = "quantity"
-header = "Qty"
-type = "integer"
-
-[[columns]]
-name = "unit_price"
-header = "Price"
-type = "number"
-
-[[rules]]
-name = "value_cap"
-check = "quantity * unit_price <= 1000"
-message = "Stock value above 1,000"
-"""
 
 
 def test_the_apps_report_and_fixit_workbook_mark_the_cells_a_rule_of_its_own_specs_uses(

@@ -356,6 +356,52 @@ def test_a_failure_to_write_is_one_warehouse_error_naming_the_rows_committed(
     assert found == [(0,)]
 
 
+@pytest.mark.parametrize("failing_commit", [1, 3, 5])
+def test_a_batch_commit_failing_while_the_next_batch_is_written_keeps_exactly_the_batches_before_it(
+    workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch, failing_commit: int
+) -> None:
+    # Batches commit on a thread while the next one is inserted: a failure must still leave the
+    # committed batches a prefix, roll the next batch back and name the rows committed.
+    prepared = prepare(workbook([CUSTOMER_HEADERS, *(customer(i) for i in range(1, 11))]))
+    commit_batch = Warehouse._commit_batch
+    calls = []
+
+    def failing(self: Warehouse, cursor: duckdb.DuckDBPyConnection) -> None:
+        calls.append(cursor)
+        if len(calls) == failing_commit:
+            cursor.rollback()
+            raise duckdb.IOException('Could not write file "w.duckdb.wal": No space left on device')
+        commit_batch(self, cursor)
+
+    monkeypatch.setattr(Warehouse, "_commit_batch", failing)
+    seen: list[Progress] = []
+    with Warehouse(db) as warehouse:
+        warehouse.ensure_tables([prepared.validated.spec])
+        with pytest.raises(WarehouseError, match=rf"disk is full .* after {(failing_commit - 1) * 2} rows; committed batches are kept"):
+            warehouse.load(prepared.validated, run_id="r1", batch_size=2, on_progress=seen.append)
+    assert query(db, "SELECT customer_id FROM customers ORDER BY 1") == [(i,) for i in range(1, 2 * failing_commit - 1)]
+    assert [p.rows_done for p in seen] == [2 * i for i in range(1, failing_commit)]
+    assert len({id(c) for c in calls}) == min(len(calls), 2)  # consecutive batches on two cursors
+
+
+def test_batches_commit_in_order_each_reported_once_after_its_commit(workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared = prepare(workbook([CUSTOMER_HEADERS, *(customer(i) for i in range(1, 10))]))
+    commit_batch = Warehouse._commit_batch
+    stored_at_commit: list[int] = []
+    seen: list[int] = []
+
+    def counting(self: Warehouse, cursor: duckdb.DuckDBPyConnection) -> None:
+        commit_batch(self, cursor)
+        stored_at_commit.append(cursor.execute("SELECT count(*) FROM customers").fetchall()[0][0])
+
+    monkeypatch.setattr(Warehouse, "_commit_batch", counting)
+    with Warehouse(db) as warehouse:
+        warehouse.ensure_tables([prepared.validated.spec])
+        warehouse.load(prepared.validated, run_id="r1", batch_size=2, on_progress=lambda p: seen.append(p.rows_done))
+    assert stored_at_commit == [2, 4, 6, 8, 9]
+    assert seen == [2, 4, 6, 8, 9]
+
+
 def test_other_duckdb_errors_in_a_transaction_are_bugs_and_pass_through(db: Path) -> None:
     with Warehouse(db) as warehouse, pytest.raises(duckdb.ConstraintException), warehouse.transaction(rows_done=0):
         warehouse.con.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)").fetchall()

@@ -3,7 +3,7 @@
 Put on PYTHONPATH of a child process only; Python imports ``sitecustomize`` at startup. The point
 comes from ``TOOLKIT_TEST_KILL``, read here and never by the toolkit:
 
-    batch:N        just before the Nth transaction of Warehouse.load commits (batch N)
+    batch:N        just before the Nth batch of Warehouse.load commits (batch N)
     finish_run:1   just before finish_run's transaction commits (every batch committed)
     completed:1    right after finish_run returns (the run is recorded as completed)
 """
@@ -61,7 +61,19 @@ def _install(point: str) -> None:
     def killing_transaction(self: Any, *args: Any, **kwargs: Any) -> Any:
         return Killing(transaction(self, *args, **kwargs))
 
+    commit_batch = load.Warehouse._commit_batch
+
+    @functools.wraps(commit_batch)
+    def killing_commit_batch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # Batches judged up front commit here, on the load's committer thread.
+        if where == "batch":
+            state["commits"] += 1
+            if state["commits"] == int(nth):
+                die()
+        return commit_batch(self, *args, **kwargs)
+
     load.Warehouse.transaction = killing_transaction
+    load.Warehouse._commit_batch = killing_commit_batch
     load.Warehouse.load = inside("batch", load.Warehouse.load)
     load.Warehouse.finish_run = inside("finish_run", load.Warehouse.finish_run)
 

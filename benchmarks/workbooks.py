@@ -10,6 +10,7 @@ warehouse holds, so the foreign key to ``customers`` is satisfied.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import shutil
 from pathlib import Path
@@ -93,11 +94,14 @@ def _write(path: Path, rows: int, part: int) -> None:
 
 def template_warehouse() -> Path:
     """A warehouse with the toolkit's tables and customers 1..N_CUSTOMERS, built once."""
-    path = CACHE / f"customers_v{VERSION}.duckdb"
-    if path.exists():
-        return path
     from toolkit.load import Warehouse
     from toolkit.specs import load_specs
+
+    # Named after the built-in specs too: tables made by an older spec would keep its column types.
+    specs = hashlib.sha256(repr(sorted(load_specs().items())).encode()).hexdigest()[:12]
+    path = CACHE / f"customers_v{VERSION}_{specs}.duckdb"
+    if path.exists():
+        return path
 
     CACHE.mkdir(exist_ok=True)
     partial = CACHE / "customers.tmp.duckdb"

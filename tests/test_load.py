@@ -377,14 +377,17 @@ def test_a_batch_commit_failing_while_the_next_batch_is_written_keeps_exactly_th
     seen: list[Progress] = []
     with Warehouse(db) as warehouse:
         warehouse.ensure_tables([prepared.validated.spec])
-        with pytest.raises(WarehouseError, match=rf"disk is full .* after {(failing_commit - 1) * 2} rows; committed batches are kept"):
+        committed = (failing_commit - 1) * 2
+        with pytest.raises(WarehouseError, match=rf"disk is full .* after {committed} rows; committed batches are kept"):
             warehouse.load(prepared.validated, run_id="r1", batch_size=2, on_progress=seen.append)
     assert query(db, "SELECT customer_id FROM customers ORDER BY 1") == [(i,) for i in range(1, 2 * failing_commit - 1)]
     assert [p.rows_done for p in seen] == [2 * i for i in range(1, failing_commit)]
     assert len({id(c) for c in calls}) == min(len(calls), 2)  # consecutive batches on two cursors
 
 
-def test_batches_commit_in_order_each_reported_once_after_its_commit(workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batches_commit_in_order_each_reported_once_after_its_commit(
+    workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     prepared = prepare(workbook([CUSTOMER_HEADERS, *(customer(i) for i in range(1, 10))]))
     commit_batch = Warehouse._commit_batch
     stored_at_commit: list[int] = []

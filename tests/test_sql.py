@@ -106,6 +106,22 @@ def test_existing_rows_returns_the_table_values_for_batch_keys(con: duckdb.DuckD
     assert found == [(10, 1, "one")]
 
 
+def test_stored_matches_flags_batch_rows_whose_stored_row_differs_outside_the_key(con: duckdb.DuckDBPyConnection) -> None:
+    # row 10: key 1 stored with the same values; row 11: key 2 stored with another "select";
+    # row 12: key 3 not stored.
+    _with_batch(con, "(10, 1, 'one', 1.0, 'new', 10), (11, 2, 'changed', 2.0, 'new', 11), (12, 3, 'three', 3.0, 'new', 12)")
+    columns = ["select", 'we"ird']
+    assert run(con, sql.stored_matches(ODD, "batch", columns) + " ORDER BY 1") == [(10, False), (11, True)]
+    assert run(con, sql.existing_rows(ODD, "batch", columns, differing_only=True)) == [(11, 2, "two")]
+
+
+def test_stored_matches_compares_empty_cells_as_equal_to_empty_cells(con: duckdb.DuckDBPyConnection) -> None:
+    run(con, sql.create_table(ODD))
+    run(con, f"INSERT INTO {sql.quote(ODD.table)} VALUES (1, NULL, 1.0, 'old', 2), (2, NULL, 2.0, 'old', 3)")
+    run(con, 'CREATE TABLE batch AS SELECT * FROM (VALUES (10, 1, NULL), (11, 2, \'x\')) v(__row, "select", "we""ird")')
+    assert run(con, sql.stored_matches(ODD, "batch", ["select", 'we"ird']) + " ORDER BY 1") == [(10, False), (11, True)]
+
+
 def test_unique_clashes_finds_values_owned_by_another_key_only(con: duckdb.DuckDBPyConnection) -> None:
     # row 10: same key, same value (no clash); row 11: value of key 2 under key 5 (clash);
     # row 12: fresh value (no clash).

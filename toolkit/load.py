@@ -570,9 +570,15 @@ def judge(
     con.register(BATCH_NAME, batch)
     try:
         if table_exists:
+            # DuckDB compares each row with its stored row, so only rows that differ (rare: a re-run
+            # has none) come back with their stored values to be described; a re-run of a million
+            # rows would otherwise fetch and compare the million stored rows in polars.
             # unique(): without a key, several stored rows may equal a row on the columns it provides.
-            existing = con.sql(sql.existing_rows(spec, BATCH_NAME, present)).pl().unique(ROW, keep="first")
-            same_rows, conflicts, changes = _compare(existing, batch, spec, present, headers)
+            matches = con.sql(sql.stored_matches(spec, BATCH_NAME, present)).pl().unique(ROW, keep="first")
+            same_rows = matches.filter(~pl.col("__differs"))[ROW]
+            if matches["__differs"].any():
+                existing = con.sql(sql.existing_rows(spec, BATCH_NAME, present, differing_only=True)).pl()
+                _, conflicts, changes = _compare(existing.unique(ROW, keep="first"), batch, spec, present, headers)
         for column in spec.unique_columns:
             if column in headers and table_exists:
                 clashes = con.sql(sql.unique_clashes(spec, BATCH_NAME, column)).pl()

@@ -42,12 +42,28 @@ def identity_match(spec: TableSpec, left: str, right: str, present: Sequence[str
     return key_match(left, right, [c for c in spec.names if c in present], nulls_equal=True)
 
 
-def existing_rows(spec: TableSpec, batch: str, columns: Sequence[str]) -> str:
-    """Rows of the table whose key appears in ``batch``, with the batch's ``__row``."""
+def existing_rows(spec: TableSpec, batch: str, columns: Sequence[str], *, differing_only: bool = False) -> str:
+    """Rows of the table whose key appears in ``batch``, with the batch's ``__row``; with
+    ``differing_only``, only those that differ from the batch's row (see :func:`stored_matches`)."""
+    where = f" WHERE {_differs(spec, columns)}" if differing_only else ""
     return (
         f"SELECT b.__row, {column_list(columns, 't.')} FROM {quote(batch)} b "
+        f"JOIN {quote(spec.table)} t ON {identity_match(spec, 'b', 't', columns)}{where}"
+    )
+
+
+def stored_matches(spec: TableSpec, batch: str, columns: Sequence[str]) -> str:
+    """``__row`` of each batch row stored already, and ``__differs``: whether the stored row has
+    another value in one of ``columns`` other than the key (nulls compare equal to nulls)."""
+    return (
+        f"SELECT b.__row, {_differs(spec, columns)} AS __differs FROM {quote(batch)} b "
         f"JOIN {quote(spec.table)} t ON {identity_match(spec, 'b', 't', columns)}"
     )
+
+
+def _differs(spec: TableSpec, columns: Sequence[str]) -> str:
+    compared = [c for c in columns if c not in spec.key]
+    return " OR ".join(f"b.{quote(c)} IS DISTINCT FROM t.{quote(c)}" for c in compared) if compared else "false"
 
 
 def unique_clashes(spec: TableSpec, batch: str, column: str) -> str:

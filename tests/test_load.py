@@ -181,6 +181,33 @@ def test_rerunning_a_file_inserts_nothing_and_leaves_the_table_unchanged(workboo
     assert warehouse_rows(db, "customers") == rows
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    stored=st.sets(st.integers(1, 12)),
+    changed=st.sets(st.integers(1, 12)),
+    batch_size=st.integers(1, 13),
+)
+def test_a_file_partly_in_the_warehouse_gets_the_same_outcome_at_any_batch_size(
+    stored: set[int], changed: set[int], batch_size: int
+) -> None:
+    # Rows judged up front are split by batch; every split must count and store what one batch does.
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        seed = write_workbook(base / "seed.xlsx", [CUSTOMER_HEADERS, *(customer(i) for i in sorted(stored))])
+        rows = [customer(i, Age=70) if i in changed else customer(i) for i in range(1, 13)]
+        book = write_workbook(base / "book.xlsx", [CUSTOMER_HEADERS, *rows])
+        outcomes = []
+        for size in (batch_size, 1000):
+            db = base / f"w{size}.duckdb"
+            if stored:
+                toolkit.ingest(seed, db=db)
+            summary = toolkit.ingest(book, db=db, batch_size=size)
+            assert summary.total == summary.success + summary.failed
+            outcomes.append((counts(summary), [e["row"] for e in summary.errors], warehouse_rows(db, "customers")))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0]["failed"] == len(stored & changed)
+
+
 def test_each_row_records_its_run_and_excel_row(workbook: Book, db: Path) -> None:
     summary = toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(7), [], customer(8)]), db=db)
     stored = query(db, "SELECT customer_id, _run_id, _source_row FROM customers ORDER BY 1")

@@ -481,23 +481,24 @@ def _judge_once(on_conflict: str) -> bool:
 @dataclass(frozen=True)
 class _WholeFile:
     """Every accepted row judged in one join, split by batch: the errors, the rows already
-    present, and the rows to insert (one arrow table, converted once; ``new_batches`` holds the
-    batch of each of its rows, ascending)."""
+    present (ascending), and the rows to insert (one arrow table, converted once). Batch i's
+    share of ``same`` and ``new_rows`` starts at ``same_starts[i]`` and ``new_starts[i]``."""
 
     errors: dict[int, pl.DataFrame]
-    same: dict[int, pl.Series]
+    same: pl.Series
+    same_starts: list[int]
     new_rows: pa.Table
-    starts: list[int]  # batch i's new rows are new_rows[starts[i]:starts[i + 1]]
+    new_starts: list[int]
 
     def part(self, index: int) -> tuple[Judgement, pa.Table]:
+        same_start, new_start = self.same_starts[index], self.new_starts[index]
         judgement = Judgement(
             errors=self.errors.get(index, _NO_ERRORS),
-            same=self.same.get(index, _NO_ROWS),
+            same=self.same.slice(same_start, self.same_starts[index + 1] - same_start),
             updates=_NO_ROWS,
             changes=_NO_CHANGES,
         )
-        start = self.starts[index]
-        return judgement, self.new_rows.slice(start, self.starts[index + 1] - start)
+        return judgement, self.new_rows.slice(new_start, self.new_starts[index + 1] - new_start)
 
 
 def _judge_whole_file(
@@ -511,19 +512,25 @@ def _judge_whole_file(
     # One join against the table instead of one per batch: a per-batch join scans the growing
     # table each time, which makes a large file's load quadratic.
     judged = judge(con, spec, rows, headers)
-    batch_of = rows.select(ROW, (pl.int_range(pl.len(), dtype=pl.Int64) // batch_size).alias(_BATCH))
-    errors = judged.errors.join(batch_of, left_on="row", right_on=ROW, how="left", maintain_order="left")
-    same = judged.same.to_frame(ROW).join(batch_of, on=ROW, how="left", maintain_order="left")
-    handled = pl.concat([judged.errors["row"], judged.same]).implode()
-    new = rows.with_columns(batch_of[_BATCH]).filter(~pl.col(ROW).is_in(handled))
-    # Where each batch's new rows start, found in one search: a search per batch costs ~1 ms.
-    batches = -(-rows.height // batch_size)
-    starts = new[_BATCH].search_sorted(pl.int_range(batches + 1, dtype=pl.Int64, eager=True), side="left")
+    # Accepted rows are in sheet order, so a batch is the rows from its first Excel row to the
+    # next batch's: each part is found by a binary search, and sliced without a copy.
+    numbers = rows[ROW]
+    firsts = numbers.gather_every(batch_size)
+
+    def starts(ascending: pl.Series) -> list[int]:
+        return [*ascending.search_sorted(firsts, side="left").to_list(), ascending.len()]
+
+    batch = (numbers.search_sorted(judged.errors["row"], side="left") // batch_size).alias(_BATCH)
+    errors = judged.errors.with_columns(batch)
+    same = judged.same.sort()
+    handled = pl.concat([judged.errors["row"], same]).implode()
+    new = rows.filter(~pl.col(ROW).is_in(handled))
     return _WholeFile(
         errors={int(k[0]): v for k, v in errors.partition_by(_BATCH, as_dict=True, include_key=False).items()},
-        same={int(k[0]): v[ROW] for k, v in same.partition_by(_BATCH, as_dict=True, include_key=False).items()},
+        same=same,
+        same_starts=starts(same),
         new_rows=new.select(order).to_arrow(),
-        starts=starts.to_list(),
+        new_starts=starts(new[ROW]),
     )
 
 

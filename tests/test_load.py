@@ -412,6 +412,20 @@ def test_a_batch_commit_failing_while_the_next_batch_is_written_keeps_exactly_th
     assert len({id(c) for c in calls}) == min(len(calls), 2)  # consecutive batches on two cursors
 
 
+@pytest.mark.parametrize("kind", ["TABLE", "VIEW"])
+def test_a_warehouse_object_named_like_the_batch_the_insert_reads_does_not_take_its_place(
+    workbook: Book, db: Path, kind: str
+) -> None:
+    # Batches are inserted from a Python variable DuckDB finds by name; a table or view of that
+    # name would be read instead, so the toolkit inserts another way there.
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"CREATE {kind} toolkit_batch_rows AS SELECT 1 AS x").fetchall()
+    rows = [customer(i) for i in range(1, 6)]
+    summary = toolkit.ingest(workbook([CUSTOMER_HEADERS, *rows]), db=db, batch_size=2)
+    assert (summary.inserted, summary.failed) == (5, 0)
+    assert query(db, "SELECT customer_id FROM customers ORDER BY 1") == [(i,) for i in range(1, 6)]
+
+
 def test_batches_commit_in_order_each_reported_once_after_its_commit(
     workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -100,9 +100,9 @@ def _with_batch(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     run(con, f'CREATE TABLE batch AS SELECT * FROM (VALUES {rows}) v(__row, "select", "we""ird", plain, _run_id, _source_row)')
 
 
-def test_existing_rows_returns_the_table_values_for_batch_keys(con: duckdb.DuckDBPyConnection) -> None:
+def test_differing_rows_returns_the_table_values_for_batch_keys(con: duckdb.DuckDBPyConnection) -> None:
     _with_batch(con, "(10, 1, 'changed', 1.0, 'new', 10), (11, 3, 'three', 3.0, 'new', 11)")
-    found = run(con, sql.existing_rows(ODD, "batch", ["select", 'we"ird']) + " ORDER BY 1")
+    found = run(con, sql.differing_rows(ODD, "batch", ["select", 'we"ird']) + " ORDER BY 1")
     assert found == [(10, 1, "one")]
 
 
@@ -112,7 +112,7 @@ def test_stored_matches_flags_batch_rows_whose_stored_row_differs_outside_the_ke
     _with_batch(con, "(10, 1, 'one', 1.0, 'new', 10), (11, 2, 'changed', 2.0, 'new', 11), (12, 3, 'three', 3.0, 'new', 12)")
     columns = ["select", 'we"ird']
     assert run(con, sql.stored_matches(ODD, "batch", columns) + " ORDER BY 1") == [(10, False), (11, True)]
-    assert run(con, sql.existing_rows(ODD, "batch", columns, differing_only=True)) == [(11, 2, "two")]
+    assert run(con, sql.differing_rows(ODD, "batch", columns)) == [(11, 2, "two")]
 
 
 def test_stored_matches_compares_empty_cells_as_equal_to_empty_cells(con: duckdb.DuckDBPyConnection) -> None:

@@ -139,12 +139,17 @@ class Warehouse:
         rows = validated.accepted.with_columns(_run_id=pl.lit(run_id), _source_row=pl.col(ROW))
         order = _in_table_order(self.con, spec, rows)  # once: every batch is inserted in the table's column order
         tally = _Tally(rows.height, on_progress)
-        if _judge_once(on_conflict):
-            whole = _judge_whole_file(self.con, spec, rows, validated.headers, batch_size, order)
-            with _single_thread(self.con, batch_size):
-                self._load_judged(validated, whole, rows, tally, run_id=run_id, batch_size=batch_size, should_stop=should_stop)
-        else:
-            with _single_thread(self.con, batch_size):
+        by_name = not _name_taken(self.con, _ROWS_NAME)  # see _insert_rows
+        # The whole-file join runs before the batches' single thread: it is one large query.
+        whole = (
+            _judge_whole_file(self.con, spec, rows, validated.headers, batch_size, order) if _judge_once(on_conflict) else None
+        )
+        with _single_thread(self.con, batch_size):
+            if whole is not None:
+                self._load_judged(
+                    validated, whole, rows, tally, run_id=run_id, batch_size=batch_size, by_name=by_name, should_stop=should_stop
+                )
+            else:
                 self._load_batch_by_batch(
                     validated,
                     rows,
@@ -152,6 +157,7 @@ class Warehouse:
                     tally,
                     run_id=run_id,
                     batch_size=batch_size,
+                    by_name=by_name,
                     should_stop=should_stop,
                     on_conflict=on_conflict,
                 )
@@ -166,6 +172,7 @@ class Warehouse:
         *,
         run_id: str,
         batch_size: int,
+        by_name: bool,
         should_stop: Callable[[], bool] | None,
     ) -> None:
         """Write batches judged up front, each batch's commit overlapping the next one's insert.
@@ -176,7 +183,6 @@ class Warehouse:
         are always the first ones, as with one transaction after another: a crash keeps a prefix.
         """
         spec = validated.spec
-        by_name = not _name_taken(self.con, _ROWS_NAME)
         cursors = (self.con, self.con.cursor())
         pending: _Commit | None = None
         try:
@@ -210,17 +216,14 @@ class Warehouse:
                         try:
                             _insert_rows(cursor, spec, new_rows, by_name=by_name)
                             self._insert_rejects(run_id, validated, judged.errors, stage="warehouse", con=cursor)
-                        except BaseException:
-                            with contextlib.suppress(duckdb.Error):
-                                cursor.rollback()
-                            settle()  # the batch before may still commit: count it, or fail first with its own error
-                            raise
-                        try:
                             settle()
                             stop = should_stop is not None and should_stop()
                         except BaseException:
                             with contextlib.suppress(duckdb.Error):
                                 cursor.rollback()
+                            # The batch before may still commit: count it, or fail first with its own
+                            # error (a no-op when settling it is what failed).
+                            settle()
                             raise
                         if stop:  # asked while this batch was written: it is not committed
                             cursor.rollback()
@@ -247,12 +250,12 @@ class Warehouse:
         *,
         run_id: str,
         batch_size: int,
+        by_name: bool,
         should_stop: Callable[[], bool] | None,
         on_conflict: str,
     ) -> None:
         """Judge and write one batch after another: an update can change how a later batch is judged."""
         spec = validated.spec
-        by_name = not _name_taken(self.con, _ROWS_NAME)
         for batch in rows.iter_slices(batch_size):
             if should_stop is not None and should_stop():
                 tally.cancelled = True
@@ -595,8 +598,10 @@ def judge(
             matches = con.sql(sql.stored_matches(spec, BATCH_NAME, present)).pl().unique(ROW, keep="first")
             same_rows = matches.filter(~pl.col("__differs"))[ROW]
             if matches["__differs"].any():
-                existing = con.sql(sql.existing_rows(spec, BATCH_NAME, present, differing_only=True)).pl()
-                _, conflicts, changes = _compare(existing.unique(ROW, keep="first"), batch, spec, present, headers)
+                differing = con.sql(sql.differing_rows(spec, BATCH_NAME, present)).pl().unique(ROW, keep="first")
+                # A row polars finds equal after all is skipped too, never left out of both counts.
+                also_same, conflicts, changes = _compare(differing, batch, spec, present, headers)
+                same_rows = pl.concat([same_rows, also_same])
         for column in spec.unique_columns:
             if column in headers and table_exists:
                 clashes = con.sql(sql.unique_clashes(spec, BATCH_NAME, column)).pl()

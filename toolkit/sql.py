@@ -42,13 +42,12 @@ def identity_match(spec: TableSpec, left: str, right: str, present: Sequence[str
     return key_match(left, right, [c for c in spec.names if c in present], nulls_equal=True)
 
 
-def existing_rows(spec: TableSpec, batch: str, columns: Sequence[str], *, differing_only: bool = False) -> str:
-    """Rows of the table whose key appears in ``batch``, with the batch's ``__row``; with
-    ``differing_only``, only those that differ from the batch's row (see :func:`stored_matches`)."""
-    where = f" WHERE {_differs(spec, columns)}" if differing_only else ""
+def differing_rows(spec: TableSpec, batch: str, columns: Sequence[str]) -> str:
+    """Stored rows whose key appears in ``batch`` with other values in ``columns`` (see
+    :func:`stored_matches`), with the batch's ``__row``."""
     return (
         f"SELECT b.__row, {column_list(columns, 't.')} FROM {quote(batch)} b "
-        f"JOIN {quote(spec.table)} t ON {identity_match(spec, 'b', 't', columns)}{where}"
+        f"JOIN {quote(spec.table)} t ON {identity_match(spec, 'b', 't', columns)} WHERE {_differs(spec, columns)}"
     )
 
 

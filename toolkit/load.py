@@ -178,8 +178,8 @@ class Warehouse:
         """Write batches judged up front, each batch's commit overlapping the next one's insert.
 
         DuckDB spends ~2 ms committing even a small batch, on its own threads, outside the GIL:
-        while one cursor commits batch k, another inserts batch k+1 (measured 1.7x faster at 1000
-        rows a batch). Commits still happen one at a time and in order, so the committed batches
+        while one cursor commits batch k, another inserts batch k+1 (1.6x faster at 1000 rows a
+        batch: benchmarks/duckdb_floor.py). Commits still happen one at a time and in order, so the committed batches
         are always the first ones, as with one transaction after another: a crash keeps a prefix.
         """
         spec = validated.spec
@@ -406,9 +406,9 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: pa.Table
     if not rows.num_rows:
         return
     if by_name:
-        # DuckDB finds the arrow table by its local name (a replacement scan): ~0.45 ms a batch
-        # less than a relation insert or a registered view (1000 batches of 1000 rows, commits
-        # overlapped: 3.0 s -> 2.5 s). Only where no table has the name: it would be read instead.
+        # DuckDB finds the arrow table by its local name (a replacement scan): ~0.4 ms a batch
+        # less than a relation insert (1000 batches of 1000 rows, commits overlapped: 3.1 s ->
+        # 2.75 s, benchmarks/duckdb_floor.py). Only where no table has the name: it would be read instead.
         toolkit_batch_rows = rows  # noqa: F841 - read by the statement below, by this name
         con.execute(f"INSERT INTO {sql.quote(spec.table)} SELECT * FROM {_ROWS_NAME}").fetchall()
     else:
@@ -759,7 +759,8 @@ _ROW_GROUP = 122_880
 def _single_thread(con: duckdb.DuckDBPyConnection, batch_size: int) -> Iterator[None]:
     """Run small batches' statements on one DuckDB thread: for a 1000-row insert, scheduling work
     over several threads costs more (~0.5 ms a batch, measured) than it saves. Batches of two row
-    groups or more keep every thread (a million rows in one batch: 1.2 s on one, 0.8 s on two)."""
+    groups or more keep every thread (a million rows in one batch: 0.98 s on one, 0.84 s on two,
+    benchmarks/duckdb_floor.py)."""
     if batch_size >= 2 * _ROW_GROUP:
         yield
         return

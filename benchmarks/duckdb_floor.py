@@ -1,0 +1,129 @@
+"""What DuckDB alone costs to store a million loans-shaped rows, the ways the load could do it.
+
+    python -m benchmarks.duckdb_floor [--repeats N]
+
+No workbook, no validation: an arrow table of 1M rows shaped like the loans table (composite
+primary key, customer ids spread over 10,000 values) inserted into a fresh DuckDB file. The
+README's Performance section quotes these figures for the choices ``toolkit.load`` makes: one
+DuckDB thread for small batches and all for large ones, each commit overlapping the next batch's
+insert, and the insert reading the arrow table by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+ROWS = 1_000_000
+TABLE = """CREATE TABLE loans (
+  customer_id BIGINT, loan_id BIGINT, loan_amount DOUBLE NOT NULL, tenure INTEGER NOT NULL,
+  interest_rate DOUBLE NOT NULL, monthly_repayment DOUBLE NOT NULL, emis_paid_on_time INTEGER NOT NULL,
+  start_date DATE NOT NULL, end_date DATE NOT NULL, _run_id VARCHAR NOT NULL, _source_row BIGINT NOT NULL,
+  PRIMARY KEY (customer_id, loan_id))"""
+
+
+def rows() -> pa.Table:
+    i = pl.int_range(ROWS, dtype=pl.Int64, eager=True)
+    return pl.DataFrame(
+        {
+            "customer_id": (i * 7919) % 10_000,
+            "loan_id": i,
+            "loan_amount": pl.Series([150_000.0] * ROWS),
+            "tenure": pl.Series([48] * ROWS, dtype=pl.Int32),
+            "interest_rate": pl.Series([11.5] * ROWS),
+            "monthly_repayment": pl.Series([3_900.0] * ROWS),
+            "emis_paid_on_time": pl.Series([20] * ROWS, dtype=pl.Int32),
+            "start_date": pl.Series([dt.date(2020, 1, 1)] * ROWS),
+            "end_date": pl.Series([dt.date(2024, 1, 1)] * ROWS),
+            "_run_id": pl.Series(["0123456789abcdef0123456789abcdef"] * ROWS),
+            "_source_row": i + 2,
+        }
+    ).to_arrow()
+
+
+def _relation(con: duckdb.DuckDBPyConnection, part: pa.Table) -> None:
+    con.from_arrow(part).insert_into("loans")
+
+
+def _by_name(con: duckdb.DuckDBPyConnection, part: pa.Table) -> None:
+    con.execute("INSERT INTO loans SELECT * FROM part").fetchall()  # a replacement scan reads `part`
+
+
+def serial(con: duckdb.DuckDBPyConnection, table: pa.Table, batch: int, insert: Callable[..., None]) -> None:
+    for start in range(0, table.num_rows, batch):
+        con.begin()
+        insert(con, table.slice(start, batch))
+        con.commit()
+
+
+def overlapped(con: duckdb.DuckDBPyConnection, table: pa.Table, batch: int, insert: Callable[..., None]) -> None:
+    """Batch k+1 inserted on one cursor while batch k commits on the other, commits in order."""
+    cursors = (con, con.cursor())
+    pending = None
+    with ThreadPoolExecutor(1) as committer:
+        for index, start in enumerate(range(0, table.num_rows, batch)):
+            cursor = cursors[index % 2]
+            cursor.begin()
+            insert(cursor, table.slice(start, batch))
+            if pending is not None:
+                pending.result()
+            pending = committer.submit(cursor.commit)
+        if pending is not None:
+            pending.result()
+    cursors[1].close()
+
+
+CASES: dict[str, tuple[Callable[..., None], int, Callable[..., None], int]] = {
+    "1000-row batches, one commit after another (relation insert)": (serial, 1000, _relation, 1),
+    "1000-row batches, commit overlapping the next insert (relation insert)": (overlapped, 1000, _relation, 1),
+    "1000-row batches, commit overlapping the next insert (insert by name)": (overlapped, 1000, _by_name, 1),
+    "the whole million in one batch, one DuckDB thread": (serial, ROWS, _relation, 1),
+    "the whole million in one batch, two DuckDB threads": (serial, ROWS, _relation, 2),
+}
+
+
+def run_case(table: pa.Table, name: str, folder: Path) -> float:
+    way, batch, insert, threads = CASES[name]
+    db = folder / "floor.duckdb"
+    for leftover in (db, db.with_suffix(".duckdb.wal")):
+        leftover.unlink(missing_ok=True)
+    con = duckdb.connect(str(db))
+    con.execute(TABLE).fetchall()
+    con.execute(f"SET threads = {threads}").fetchall()
+    started = time.perf_counter()
+    way(con, table, batch, insert)
+    con.close()  # the checkpoint on close is part of storing the rows
+    seconds = time.perf_counter() - started
+    with duckdb.connect(str(db), read_only=True) as check:
+        assert check.execute("SELECT count(*) FROM loans").fetchall() == [(ROWS,)]
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    table = rows()
+    times: dict[str, list[float]] = {name: [] for name in CASES}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(args.repeats):  # alternating, so the machine's drift touches every case alike
+            for name in CASES:
+                times[name].append(run_case(table, name, Path(folder)))
+    print(f"DuckDB {duckdb.__version__}, {ROWS:,} rows, median of {args.repeats}:\n")
+    print("| how | median s |\n|---|---|")
+    for name, found in times.items():
+        print(f"| {name} | {statistics.median(found):.2f} |")
+
+
+if __name__ == "__main__":
+    main()

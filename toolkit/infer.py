@@ -5,7 +5,8 @@ with its own inferred spec rejects nothing. Bounds seen in the sample are writte
 settings (numbers) or commented-out ``[[rules]]`` (dates), for the analyst to keep or drop; so is
 ``unique`` on columns that merely happen to be unique in the sample.
 
-The header row (unless given) is found among the sheet's first 20 non-empty rows, so a title and
+The header row (unless given) is found among the filled rows of Excel rows 1-20 (or the first filled
+row, if lower; see match.header_search_rows), so a title and
 a blank row above the table are skipped: it is the first row whose non-empty cells are all text
 (no number, no date) and as many as in the widest of those rows; failing that, the widest
 all-text row with a row below it; failing that, the first row as wide as the widest.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
+from toolkit import sql
 from toolkit.errors import SheetError
 from toolkit.match import filled_rows, header_search_rows, normalize_header
 from toolkit.read import ROW, Grid, read_grid
@@ -230,7 +232,7 @@ def _sql_name(name: str) -> str:
             return name
     except Exception:  # noqa: BLE001 - a keyword polars cannot parse as a column; quoted below
         pass
-    return '"' + name.replace('"', '""') + '"'
+    return sql.quote(name)
 
 
 def _sql_string(text: str) -> str:

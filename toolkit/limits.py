@@ -123,9 +123,11 @@ def _check_sheet(
             return None
         info = max(parts, key=lambda i: i.file_size)
     name = chosen.name if chosen is not None else None
-    with archive.open(info) as handle:
-        head = handle.read(_HEAD_BYTES)
-    found = _DIMENSION.search(head.split(b"<sheetData", 1)[0]) if suffix != ".xlsb" else None
+    found = None
+    if suffix != ".xlsb":  # a binary sheet has no <dimension> to read
+        with archive.open(info) as handle:
+            head = handle.read(_HEAD_BYTES)
+        found = _DIMENSION.search(head.split(b"<sheetData", 1)[0])
     if found is not None:
         ref = found[1].decode("ascii", "replace")
         cells = dimension_cells(ref)

@@ -25,7 +25,8 @@ _NOT_ALNUM = re.compile(r"[\W_]+")
 
 @dataclass(frozen=True)
 class MappedSheet:
-    """The data rows of a sheet under a spec: raw text in spec column names, plus ``__row``."""
+    """The data rows of a sheet under a spec, in spec column names, plus ``__row``: each column as
+    read (typed where the sheet's column holds one kind of cell, else text; see read.read_rows)."""
 
     spec: TableSpec
     header_row: int

@@ -244,14 +244,14 @@ def read_rows(sheet: Sheet, *, header_row: int) -> Grid:
             columns = [(info.absolute_index, info.name) for info in loaded.selected_columns]
     if loaded is None:
         return _text_rows(sheet, header_row)  # the scan's answer is not needed: not waited for
+    letters = [column_letter(index) for index, _ in columns]
+    if not _same_headers(sheet.head, header_row, letters, [name for _, name in columns]):
+        return _text_rows(sheet, header_row)  # nor here: checked before waiting for it
     booleans = scan.result() if scan else _text_booleans(sheet)
     if booleans is None:
         return _text_rows(sheet, header_row)
     frame = pl.from_arrow(batch)
     assert isinstance(frame, pl.DataFrame)
-    letters = [column_letter(index) for index, _ in columns]
-    if not _same_headers(sheet.head, header_row, letters, [name for _, name in columns]):
-        return _text_rows(sheet, header_row)
     frame = frame.rename(dict(zip(frame.columns, letters, strict=True)))
     frame = frame.with_row_index(ROW, offset=header_row + 1).with_columns(pl.col(ROW).cast(pl.Int64))
     found = _typed_cell_errors(errors, letters, header_row)

@@ -37,7 +37,7 @@ class Check:
 
 
 def raw_name(column: str) -> str:
-    """Name of the frame column holding a spec column's raw cell text."""
+    """Name of the frame column holding a spec column's cells as read (text, or the one type they share)."""
     return f"{column}__raw"
 
 

@@ -8,6 +8,7 @@ keep the first and count the rest as duplicates; rows that differ are all reject
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import polars as pl
@@ -38,8 +39,12 @@ class Validated:
     raw: pl.DataFrame
     accepted: pl.DataFrame
     duplicates: pl.DataFrame
-    rejected: pl.DataFrame
     errors: pl.DataFrame
+
+    @functools.cached_property
+    def rejected(self) -> pl.DataFrame:
+        # Built when asked: an ingest builds its own from the errors the warehouse adds.
+        return rejected_frame(self.raw, self.errors).drop("rules")
 
 
 def validate(sheet: MappedSheet) -> Validated:
@@ -72,9 +77,8 @@ def validate(sheet: MappedSheet) -> Validated:
     all_errors = pl.concat([all_errors, inherited]).sort("row", maintain_order=True)
     duplicates = duplicates.filter(~pl.col("__first_row").is_in(rejected_firsts["__first_row"].implode()))
 
-    rejected = rejected_frame(sheet.raw, all_errors).drop("rules")
     accepted = good.filter(~pl.col(ROW).is_in(all_errors["row"].implode()))
-    return Validated(spec, headers, sheet.raw, accepted, duplicates, rejected, all_errors)
+    return Validated(spec, headers, sheet.raw, accepted, duplicates, all_errors)
 
 
 def rejected_frame(raw: pl.DataFrame, errors: pl.DataFrame) -> pl.DataFrame:
@@ -95,7 +99,7 @@ def _failures(
         if rows.is_empty():
             continue
         if check.column:
-            value = as_text(pl.col(raw_name(check.column)), dtypes.get(check.column, pl.String()))
+            value = as_text(pl.col(raw_name(check.column)), dtypes[check.column])
         else:
             value = pl.lit(None, dtype=pl.String)
         parts.append(

@@ -219,10 +219,10 @@ def _shared_strings(archive: zipfile.ZipFile, needed: int) -> dict[int, str] | N
     if needed >= MAX_SHARED_STRINGS:
         return None
     found: dict[int, str] = {}
-    try:
-        stream = archive.open("xl/sharedStrings.xml")
-    except KeyError:
+    info = member(archive, "xl/sharedStrings.xml")  # names compared ignoring case, as everywhere here
+    if info is None:
         return None
+    stream = archive.open(info)
     with stream:
         index = 0
         for _, element in ElementTree.iterparse(stream, events=("end",)):

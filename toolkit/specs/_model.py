@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -71,9 +72,9 @@ class Rule:
     def expr(self) -> pl.Expr:
         return pl.sql_expr(self.check)
 
-    @property
+    @functools.cached_property
     def columns(self) -> tuple[str, ...]:
-        """The columns the check names, in the order it names them."""
+        """The columns the check names, in the order it names them (parsed once: asked per failed row)."""
         return tuple(dict.fromkeys(self.expr.meta.root_names()))
 
 

@@ -12,7 +12,7 @@ Hierarchy::
     ├── WarehouseError           the DuckDB warehouse cannot be used
     │   ├── WarehouseBusyError       another process holds the warehouse's write lock
     │   └── SchemaChangeError        a spec change the warehouse table cannot take
-    └── ClusterError             the task queue (Redis) or the workers cannot be used (toolkit.tasks)
+    └── ClusterError             the task queue (Redis) or the workers cannot be used (toolkit.cluster, toolkit.tasks)
         └── SpoolError               a spool entry is missing, unreadable or from another toolkit
 
 Third-party errors (fastexcel, calamine, duckdb, Rust panics) are translated where the toolkit

@@ -63,11 +63,13 @@ def prepare(
     header_row: int | None = None,
     max_cells: int = DEFAULT_MAX_CELLS,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    sha256: str | None = None,
 ) -> Prepared:
     """Read and validate one sheet without opening the warehouse; structural problems raise.
 
     A sheet declaring more than ``max_cells`` cells, or a zipped workbook more than
     ``max_uncompressed_bytes`` unpacked, is refused before it is parsed (toolkit.limits).
+    ``sha256``: the file's hash, when the caller has just computed it (else it is hashed here).
     """
     path = Path(path)
     specs = specs if specs is not None else load_specs()
@@ -80,7 +82,7 @@ def prepare(
         max_uncompressed_bytes=max_uncompressed_bytes,
     )
     mapped = map_sheet(opened, specs, table=table, header_row=header_row)
-    digest = file_sha256(path)
+    digest = sha256 if sha256 is not None else file_sha256(path)
     return Prepared(path, mapped, validate(mapped), digest, opened.name, _header_order(opened.head, mapped))
 
 
@@ -378,7 +380,8 @@ def load_prepared(
         rejected=rejected_frame(validated.raw, errors),
         changes=outcome.changes,
     )
-    counts = {k: summary.to_dict()[k] for k in ("total", "success", "failed", "inserted", "skipped", "duplicates", "updated")}
+    as_dict = summary.to_dict()  # once: each call copies every error
+    counts = {k: as_dict[k] for k in ("total", "success", "failed", "inserted", "skipped", "duplicates", "updated")}
     counts["warnings"] = list(summary.warnings)
     assert summary.finished_at is not None
     warehouse.finish_run(run_id, counts, status=summary.status, finished_at=summary.finished_at)

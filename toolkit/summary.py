@@ -171,7 +171,8 @@ class IngestSummary:
                 row[str(error["column"])] = error.get("value")
         if not rows:
             return cls(**values)
-        headers = sorted({key for row in rows.values() for key in row if key not in (ROW, "reasons")})
+        # In the order the errors name them (check order within a row), near the file's own order.
+        headers = list(dict.fromkeys(key for row in rows.values() for key in row if key not in (ROW, "reasons")))
         schema: dict[str, Any] = {ROW: pl.Int64, **dict.fromkeys(headers, pl.String), "reasons": pl.List(pl.String)}
         rejected = pl.DataFrame([{**dict.fromkeys(headers), **row} for row in rows.values()], schema=schema).sort(ROW)
         return cls(**values, rejected=rejected)

@@ -87,24 +87,17 @@ def ingest_file(
         chosen = decode(specs) if specs is not None else load_specs()
         # Only what changes the read names the entry: a resubmission with another batch size or
         # conflict policy (the writer's business) reuses it.
-        options = {
+        options: dict[str, Any] = {
             "table": table,
             "sheet": sheet,
             "header_row": header_row,
             "max_cells": max_cells,
             "max_uncompressed_bytes": max_uncompressed_bytes,
         }
-        entry = entry_id(file_sha256(source), options, chosen)
+        digest = file_sha256(source)
+        entry = entry_id(digest, options, chosen)
         if not spool.has(entry):
-            prepared = prepare(
-                source,
-                specs=chosen,
-                table=table,
-                sheet=sheet,
-                header_row=header_row,
-                max_cells=max_cells,
-                max_uncompressed_bytes=max_uncompressed_bytes,
-            )
+            prepared = prepare(source, specs=chosen, sha256=digest, **options)
             spool.write(entry, prepared)
         return {"file": str(source), "spool_id": entry}
     except ToolkitError as exc:
@@ -186,14 +179,15 @@ def run_batch(record: dict[str, Any]) -> list[dict[str, Any]]:
                     results[index] = {"summary": _load_entry(spool, writer, outcomes[index]["spool_id"], record, report)}
                 except (SchemaChangeError, SpoolError) as exc:  # this entry cannot load; the others may
                     results[index] = _failed(outcomes[index]["file"], exc)
-                except WarehouseError as exc:  # no warehouse: every file left fails with it, as in ingest_many
+                except WarehouseError as exc:  # the warehouse cannot be written: every file left fails with it
                     results.update({i: _failed(outcomes[i]["file"], exc) for i in queue[done:]})
                     break
     except Exception:
         spool.release(record["task_id"])  # a bug, not a crash: do not replay it at every start
         raise
     spool.release(record["task_id"])
-    ranked = sorted(results, key=lambda i: queue.index(i) if i in queue else i)
+    position = {index: n for n, index in enumerate(queue)}
+    ranked = sorted(results, key=lambda i: position.get(i, i))
     return [results[i] for i in ranked]
 
 

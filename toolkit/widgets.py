@@ -150,7 +150,9 @@ class IngestApp:
         )
         self.preview_button = w.Button(description="Preview", icon="eye", tooltip="Validate without writing")
         self.run_button = w.Button(description="Run", icon="play", button_style="primary", tooltip="Load into the warehouse")
-        self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True, tooltip="Stop after the current batch")
+        self.cancel_button = w.Button(
+            description="Cancel", icon="stop", disabled=True, tooltip="Stop at the next batch (or workbook, in a preview)"
+        )
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="40%"))
         self.status = w.HTML()
         self.message = w.HTML()
@@ -565,7 +567,8 @@ class IngestApp:
         try:
             for s in runs:
                 out = folder / f"fixit-{s.table}-{s.run_id[:8]}.xlsx"
-                written.append(write_fixit_workbook(self.db.value, out, run_id=s.run_id, specs=self.specs))
+                # The run's own warehouse: after a cluster run it is the writer's, not the app's.
+                written.append(write_fixit_workbook(s.database or self.db.value, out, run_id=s.run_id, specs=self.specs))
         except (ToolkitError, OSError) as exc:
             self._show_error(f"cannot write the fix-it workbook: {exc}")
         self.export_view.value = "<br>".join(_file_link(p, p.read_bytes(), _XLSX) for p in written)

@@ -171,7 +171,7 @@ def test_a_file_is_identified_ahead_only_from_an_xlsx_header_never_by_reading_a_
 
     xlsx = workbook([CUSTOMER_HEADERS, customer(1)])
     other = workbook([CUSTOMER_HEADERS, customer(1)], name="book.xlsb")  # any format without the quick header read
-    monkeypatch.setattr(read, "read_grid", whole_read)
+    monkeypatch.setattr(read, "_read_text", whole_read)  # how open_sheet reads a whole sheet
     options = ingest_module._Options(None, None, None, None)
 
     assert ingest_module._identify(xlsx, options) == "customers"

@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, customer, loan
-from toolkit.errors import SpoolError
+from toolkit.errors import SpoolError, ToolkitError
 from toolkit.ingest import prepare
 from toolkit.specs import load_spec, load_specs
 from toolkit.spool import Spool, decode, entry_id
@@ -144,7 +144,7 @@ def test_staged_files_land_once_in_the_inbox(spool: Spool, workbook: Any) -> Non
     ],
 )
 def test_errors_are_one_line(spool: Spool, call: Any, message: str) -> None:
-    with pytest.raises(Exception, match=message) as raised:
+    with pytest.raises(ToolkitError, match=message) as raised:
         call(spool)
     assert "\n" not in str(raised.value)
 

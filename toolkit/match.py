@@ -9,7 +9,7 @@ header; a spec column may also list aliases. The header row is the first of the 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -46,12 +46,15 @@ def normalize_header(text: str) -> str:
     return _NOT_ALNUM.sub("", text.casefold())
 
 
-def label_lookup(spec: TableSpec) -> dict[str, str]:
-    """Normalised header or alias -> spec column name."""
+def label_lookup(spec: TableSpec | None, *, names: Iterable[str] = ()) -> dict[str, str]:
+    """Normalised header or alias -> spec column name; ``names`` (columns the spec may lack, or
+    all of them without a spec) are found by the name itself."""
     table: dict[str, str] = {}
-    for column in spec.columns:
+    for column in spec.columns if spec is not None else ():
         for label in (column.name, column.header, *column.aliases):
             table.setdefault(normalize_header(label), column.name)
+    for name in names:
+        table.setdefault(normalize_header(name), name)
     return table
 
 

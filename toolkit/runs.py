@@ -207,9 +207,7 @@ def _rule_cells(
 def _labels_for(spec: TableSpec | None, headers: Iterable[str], *, names: Iterable[str] = ()) -> dict[str, str]:
     """Column name -> the first of ``headers`` that names it: by its spec header, alias or name as
     ingest matches them, else (for ``names``, columns the spec may lack) by the name itself."""
-    by_label = label_lookup(spec) if spec is not None else {}
-    for name in names:
-        by_label.setdefault(normalize_header(name), name)
+    by_label = label_lookup(spec, names=names)
     labels: dict[str, str] = {}
     for header in headers:
         named = by_label.get(normalize_header(header))

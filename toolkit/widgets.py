@@ -585,9 +585,7 @@ def rejects_table(rows: pl.DataFrame, errors: pl.DataFrame, spec: TableSpec | No
     """Rejected rows as an HTML table: Excel row, every reason, the raw cells; failing cells highlighted."""
     raw_columns = [c for c in rows.columns if c not in (ROW, "reasons", "rules")]
     header_of = {c: c for c in raw_columns} | ({c.name: c.header for c in spec.columns} if spec is not None else {})
-    by_label = label_lookup(spec) if spec is not None else {}
-    for name in raw_columns:  # without a spec (or for a column it lacks), the names still match
-        by_label.setdefault(normalize_header(name), name)
+    by_label = label_lookup(spec, names=raw_columns)  # without a spec (or for a column it lacks), the names still match
     page_errors = errors.filter(pl.col("row").is_in(rows[ROW].implode()))
     failing: dict[tuple[int, str], list[str]] = {}
     for error in page_errors.iter_rows(named=True):

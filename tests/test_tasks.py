@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -27,9 +28,10 @@ import pytest
 
 from benchmarks import local_cluster
 from benchmarks.local_cluster import free_port, wait_for
-from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, ROOT, customer, loan, write_workbook
+from tests.conftest import CUSTOMER_HEADERS, DATA, LOAN_HEADERS, NOTES_SPEC, ROOT, customer, loan, write_workbook
 from toolkit.errors import ClusterError
 from toolkit.ingest import ingest, ingest_many, prepare
+from toolkit.specs import load_specs, parse_spec
 from toolkit.spool import Spool
 from toolkit.summary import IngestSummary
 
@@ -365,6 +367,26 @@ def test_the_notebook_app_runs_on_the_cluster_and_shows_the_rejected_rows(cluste
     failing = sorted({e["row"] for e in local.errors})
     assert summary.rejected["__row"].to_list() == failing
     assert f"<td>{failing[0]}</td>" in app.rejects_view.value
+
+
+def test_the_notebook_app_sends_its_own_specs_to_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    # The app offers its custom tables: workers that knew only the built-in specs would refuse them.
+    from toolkit.widgets import CLUSTER, IngestApp
+
+    specs = {**load_specs(), "notes": parse_spec(tomllib.loads(NOTES_SPEC))}
+    book = write_workbook(tmp_path / "notes.xlsx", [["ID", "Body"], [1, "one"], [2, "two"], [3, "three"]])
+    app = IngestApp(db=tmp_path / "unused.duckdb", specs=specs)
+    app.select(book)
+    app.where.value = CLUSTER
+    app.broker.value = cluster.broker
+    app.table.value = "notes"
+
+    app.start_run()
+    app.wait(timeout=WAIT)
+
+    (summary,) = app.summaries
+    assert (summary.table, summary.inserted, summary.failed) == ("notes", 3, 0)
+    assert cluster.query("SELECT id, body FROM notes ORDER BY id") == [(1, "one"), (2, "two"), (3, "three")]
 
 
 def test_the_warehouse_equals_a_local_ingest_of_the_same_files(cluster: Cluster, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +26,7 @@ from kombu.utils.url import maybe_sanitize_url
 from toolkit import errors
 from toolkit.errors import ClusterError, ToolkitError
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
-from toolkit.specs import load_specs
+from toolkit.specs import TableSpec, load_specs
 from toolkit.spool import Spool, encode
 from toolkit.summary import IngestSummary
 
@@ -193,6 +193,7 @@ def submit(
     sheet: str | int | None = None,
     header_row: int | None = None,
     spec_paths: Sequence[str | Path] = (),
+    specs: Mapping[str, TableSpec] | None = None,
     batch_size: int = 1000,
     on_conflict: str = "reject",
     broker: str | None = None,
@@ -205,11 +206,15 @@ def submit(
     ``spool``: the spool folder as this machine sees it; the files are copied into it for workers
     that cannot see them where they are. Without it the workers read the given paths (made
     absolute), which must be on a share every worker sees at the same path. Spec files are read
-    here and travel with the tasks, so a bad spec fails now and workers need no copy of it.
+    here and travel with the tasks, so a bad spec fails now and workers need no copy of it;
+    ``specs`` (specs already loaded, as the notebook app holds them) travel the same way.
     ``max_cells`` and ``max_uncompressed_bytes``: the read workers' caps, as for ``ingest``.
     """
     url = broker or settings("broker")
-    specs = encode(load_specs(spec_paths)) if spec_paths else None
+    if specs is not None and spec_paths:
+        raise ValueError("give specs or spec_paths, not both")
+    chosen = specs if specs is not None else load_specs(spec_paths) if spec_paths else None
+    encoded = encode(chosen) if chosen is not None else None
     staging = Spool(spool) if spool is not None else None
     files: list[str] = []
     sent: list[tuple[str, bool]] = []
@@ -233,7 +238,7 @@ def submit(
         client = _client(url)
         ticket = redis_time(url)
         header = [
-            client.signature("toolkit.ingest_file", args=(path,), kwargs={**read, "specs": specs, "staged": staged})
+            client.signature("toolkit.ingest_file", args=(path,), kwargs={**read, "specs": encoded, "staged": staged})
             for path, staged in sent
         ]
         body = client.signature(

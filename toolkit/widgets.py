@@ -428,8 +428,7 @@ class IngestApp:
         self.status.value = f"submitting {len(paths)} workbook(s)…"
         submission = submit(
             paths,
-            table=self.table.value or None,
-            sheet=self.sheet.value or None,
+            **self._options(),  # the app's specs too: a custom table it offers is unknown to the workers
             batch_size=self.batch_size.value,
             broker=self.broker.value.strip() or None,
             spool=self.spool.value.strip() or None,

@@ -1,8 +1,8 @@
 """Benchmark the toolkit against the bare fastexcel read and its peers, each run in a fresh process.
 
     pip install -e ".[bench]"
-    python -m benchmarks.run --quick     # 10k and 100k rows, fewer repeats (about 2 minutes on 2 cores)
-    python -m benchmarks.run             # 10k, 100k and 1M rows (about 15 minutes on 2 cores)
+    python -m benchmarks.run --quick     # 10k and 100k rows, fewer repeats (about 3 minutes on 2 cores)
+    python -m benchmarks.run             # 10k, 100k and 1M rows (about 9 minutes on 2 cores)
 
 Workbooks are generated once (deterministic) and cached in ``benchmarks/.cache/``. Every run of a
 method is a new Python process; runs alternate between methods (the order rotates each round) so
@@ -10,7 +10,8 @@ that drift in the machine's speed spreads over all of them. Reported per method:
 of the work itself (imports excluded), its ratio to the bare typed fastexcel read measured in the
 same run, and the peak RSS of the process (``wait4``; for the multi-file one-command run it is the
 largest single process, workers included). The Markdown table printed at the end is the one in
-the README's Performance section; the raw numbers go to ``benchmarks/.cache/results.json``.
+the README's Performance section; the raw numbers go to ``benchmarks/.cache/results-{quick,full}.json``
+(``--table-from`` prints a saved run's table again).
 """
 
 from __future__ import annotations

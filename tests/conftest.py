@@ -189,6 +189,12 @@ from collections.abc import Iterator  # noqa: E402
 import duckdb  # noqa: E402
 
 
+def query(db: Path, text: str) -> list[tuple[Any, ...]]:
+    """The rows of a query against the warehouse file, opened read-only."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(text).fetchall()
+
+
 def warehouse_rows(db: Path, table: str) -> list[tuple[Any, ...]]:
     """Every row of ``table`` in a stable order, without ``_run_id`` (which differs between runs)."""
     with duckdb.connect(str(db), read_only=True) as con:

@@ -17,11 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, customer, warehouse_rows, write_workbook
+from tests.conftest import CUSTOMER_HEADERS, customer, query, warehouse_rows, write_workbook
 
 HOOKS = Path(__file__).parent / "hooks"  # sitecustomize.py: SIGKILL at a chosen point
 
@@ -44,11 +43,6 @@ def ingest(
         timeout=120,
         preexec_fn=preexec,
     )
-
-
-def query(db: Path, text: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(text).fetchall()
 
 
 def rejects(db: Path, run_id: str) -> list[tuple[Any, ...]]:

@@ -29,6 +29,7 @@ from tests.conftest import (
     ODDFILES,
     customer,
     loan,
+    query,
     warehouse_held,
     warehouse_rows,
     write_hostile,
@@ -53,11 +54,6 @@ def counts(summary: toolkit.IngestSummary | toolkit.ToolkitError) -> dict[str, i
 def assert_invariants(summary: toolkit.IngestSummary) -> None:
     assert summary.total == summary.success + summary.failed
     assert summary.success == summary.inserted + summary.skipped + summary.duplicates + summary.updated
-
-
-def query(db: Path, text: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(text).fetchall()
 
 
 def phone(cid: int) -> str:

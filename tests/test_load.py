@@ -17,7 +17,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import toolkit
-from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, customer, loan, warehouse_held, warehouse_rows, write_workbook
+from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, customer, loan, query, warehouse_held, warehouse_rows, write_workbook
 from toolkit.errors import WarehouseBusyError, WarehouseError
 from toolkit.ingest import prepare
 from toolkit.load import Progress, Warehouse
@@ -43,11 +43,6 @@ def tally(total: int, *, inserted: int = 0, skipped: int = 0, duplicates: int = 
         "skipped": skipped,
         "duplicates": duplicates,
     }
-
-
-def query(db: Path, text: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(text).fetchall()
 
 
 # --- rows against the warehouse ---------------------------------------------------------------

@@ -167,8 +167,10 @@ def map_sheet(
     ignored = body.cell_errors.filter(~pl.col("letter").is_in(list(name_of)))
     ignored_rows = {str(k[0]): g[ROW].to_list() for k, g in ignored.group_by("letter")}
     is_blank = pl.all_horizontal(_blank(c, data.schema[c]) | pl.col(ROW).is_in(ignored_rows.get(c, [])) for c in body.letters)
-    blank_rows = data.select(is_blank.sum()).item() if body.letters else 0
-    data = data.filter(~is_blank) if body.letters else data
+    blank_rows = 0
+    if body.letters:
+        blank_rows = data.select(is_blank.sum()).item()
+        data = data.filter(~is_blank)
     ordered = [name for name in spec.names if name in letter_of]
     missing_letters = [letter_of[name] for name in ordered if letter_of[name] not in data.columns]
     if missing_letters:  # a header with no cell under it in the whole sheet

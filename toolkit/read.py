@@ -282,10 +282,9 @@ class _BooleanScan:
         return self._found
 
 
-def _text_booleans(sheet: Sheet) -> dict[str, list[int]] | None:
-    """Boolean cells as the text read shows them (``true``/``false``), for formats without a scan."""
-    if not sheet.whole:
-        return None
+def _text_booleans(sheet: Sheet) -> dict[str, list[int]]:
+    """Boolean cells as the text read shows them (``true``/``false``), for formats without a scan
+    (their head is the whole sheet: ``sheet.whole``)."""
     cells = sheet.head.cells
     found = {}
     for letter in sheet.head.letters:

@@ -33,6 +33,18 @@ def refuse(value: int) -> int:
     return value
 
 
+def niceness() -> int:
+    return os.nice(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="process priorities are POSIX")
+def test_workers_read_at_a_lower_priority_than_the_writer() -> None:
+    with Pool(1, niceness) as pool:
+        [(_, found)] = pool.run([("job", ())])
+
+    assert found == min(os.nice(0) + 10, 19)
+
+
 def test_every_job_comes_back_with_its_index() -> None:
     with Pool(2, square) as pool:
         results = dict(pool.run([(f"job {n}", (n,)) for n in range(10)]))

@@ -2,15 +2,17 @@
 
     python -m benchmarks.methods METHOD '{"paths": [...], "db": "...", ...}'
 
-prints one JSON line: ``seconds`` (the work alone: after imports, before exit) and method details.
-Imports happen before the clock starts, so start-up is not counted against anyone; the parent
-measures the whole process (wall time and peak RSS) as well.
+prints one JSON line: ``seconds`` (the work alone: after imports, before exit), ``cpu_seconds``
+(the CPU time of that work, worker processes included) and method details. Imports happen
+before the clock starts, so start-up is not counted against anyone; the parent measures the
+whole process (wall time and peak RSS) as well.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -26,9 +28,9 @@ def bare_typed(args: Args) -> Args:
     import polars  # noqa: F401 - imported before the clock starts: fastexcel imports it lazily
     import pyarrow  # noqa: F401
 
-    start = time.perf_counter()
+    clock = _Clock()
     frame = fastexcel.read_excel(args["paths"][0]).load_sheet(0).to_polars()
-    return {"seconds": time.perf_counter() - start, "rows": frame.height}
+    return {**clock.read(), "rows": frame.height}
 
 
 def bare_text(args: Args) -> Args:
@@ -37,18 +39,18 @@ def bare_text(args: Args) -> Args:
     import polars  # noqa: F401
     import pyarrow  # noqa: F401
 
-    start = time.perf_counter()
+    clock = _Clock()
     frame = fastexcel.read_excel(args["paths"][0]).load_sheet(0, dtypes="string").to_polars()
-    return {"seconds": time.perf_counter() - start, "rows": frame.height}
+    return {**clock.read(), "rows": frame.height}
 
 
 def pandas_openpyxl(args: Args) -> Args:
     import openpyxl  # noqa: F401 - imported before the clock starts: pandas imports it lazily
     import pandas as pd
 
-    start = time.perf_counter()
+    clock = _Clock()
     frame = pd.read_excel(args["paths"][0], engine="openpyxl")
-    return {"seconds": time.perf_counter() - start, "rows": len(frame)}
+    return {**clock.read(), "rows": len(frame)}
 
 
 def original(args: Args) -> Args:
@@ -57,20 +59,20 @@ def original(args: Args) -> Args:
 
     from benchmarks import original as design
 
-    start = time.perf_counter()
+    clock = _Clock()
     counts = design.ingest(Path(args["paths"][0]), Path(args["db"]))
-    return {"seconds": time.perf_counter() - start, **counts}
+    return {**clock.read(), **counts}
 
 
 def toolkit_prepare(args: Args) -> Args:
     """``toolkit.prepare`` of one file: read and validate, no warehouse (the load's input)."""
     import toolkit
 
-    start = time.perf_counter()
+    clock = _Clock()
     prepared = toolkit.prepare(args["paths"][0])
-    seconds = time.perf_counter() - start
+    timed = clock.read()
     validated = prepared.validated
-    return {"seconds": seconds, "total": validated.raw.height, "failed": validated.rejected.height}
+    return {**timed, "total": validated.raw.height, "failed": validated.rejected.height}
 
 
 def toolkit_one(args: Args) -> Args:
@@ -79,31 +81,31 @@ def toolkit_one(args: Args) -> Args:
     from toolkit.cli import _progress_bar
 
     meter = _ProgressMeter(_progress_bar)
-    start = time.perf_counter()
+    clock = _Clock()
     summary = toolkit.ingest(args["paths"][0], db=args["db"], batch_size=args["batch_size"], on_progress=meter)
-    seconds = time.perf_counter() - start
+    timed = clock.read()
     counts = {k: summary.to_dict()[k] for k in ("total", "failed", "inserted", "skipped")}
-    return {"seconds": seconds, "progress_seconds": meter.seconds, "progress_calls": meter.calls, **counts}
+    return {**timed, "progress_seconds": meter.seconds, "progress_calls": meter.calls, **counts}
 
 
 def toolkit_many(args: Args) -> Args:
     """``toolkit.ingest_many``: every file in one command."""
     import toolkit
 
-    start = time.perf_counter()
+    clock = _Clock()
     outcomes = toolkit.ingest_many(args["paths"], db=args["db"], batch_size=args["batch_size"])
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, **_totals(outcomes)}
+    timed = clock.read()
+    return {**timed, **_totals(outcomes)}
 
 
 def toolkit_sequential(args: Args) -> Args:
     """``toolkit.ingest`` once per file, one after another, in the same process."""
     import toolkit
 
-    start = time.perf_counter()
+    clock = _Clock()
     outcomes = [toolkit.ingest(path, db=args["db"], batch_size=args["batch_size"]) for path in args["paths"]]
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, **_totals(outcomes)}
+    timed = clock.read()
+    return {**timed, **_totals(outcomes)}
 
 
 def _totals(outcomes: list[Any]) -> Args:
@@ -113,6 +115,16 @@ def _totals(outcomes: list[Any]) -> Args:
     if len(summaries) != len(outcomes):
         raise RuntimeError(f"a file failed: {outcomes}")
     return {k: sum(s.to_dict()[k] for s in summaries) for k in ("total", "failed", "inserted", "skipped")}
+
+
+class _Clock:
+    """Wall and CPU time of the work from here to ``read()``."""
+
+    def __init__(self) -> None:
+        self.started, self.cpu_started = time.perf_counter(), _cpu_seconds()
+
+    def read(self) -> Args:
+        return {"seconds": time.perf_counter() - self.started, "cpu_seconds": _cpu_seconds() - self.cpu_started}
 
 
 class _ProgressMeter:
@@ -144,6 +156,13 @@ METHODS: dict[str, Callable[[Args], Args]] = {
     "toolkit_many": toolkit_many,
     "toolkit_sequential": toolkit_sequential,
 }
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of the children it has waited for (ingest_many's
+    workers are waited for before it returns)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:

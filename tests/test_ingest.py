@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import random
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -154,9 +155,70 @@ def test_workers_give_the_same_results_in_the_same_order_and_the_same_warehouse(
 def test_a_file_loads_only_when_nothing_that_goes_before_it_is_left(
     index: int, known: dict[int, str], done: set[int], expected: bool
 ) -> None:
-    from toolkit.ingest import _may_load
+    from toolkit.ingest import _LoadOrder
 
-    assert _may_load(index, known, done, {"customers": 0, "loans": 1}, count=2) is expected
+    order = _LoadOrder(2, {"customers": 0, "loans": 1}, known)
+    for finished in done:
+        order.done(finished)
+
+    assert (order.first() == index) is expected
+
+
+def _may_load_by_rescanning(index: int, known: dict[int, str], done: set[int], rank: dict[str, int], count: int) -> bool:
+    """The rule _LoadOrder keeps, checked the slow way: nothing left goes before ``index``."""
+    mine = (rank[known[index]], index)
+    for other in range(count):
+        if other == index or other in done:
+            continue
+        if other in known:
+            if (rank[known[other]], other) < mine:
+                return False
+        elif other < index or mine[0] > 0:
+            return False
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    files=st.lists(st.tuples(st.sampled_from(["customers", "loans", "notes"]), st.booleans(), st.booleans()), max_size=9),
+    arrival=st.randoms(use_true_random=False),
+)
+def test_files_load_in_the_order_the_rule_gives_whatever_order_they_are_read_in(
+    files: list[tuple[str, bool, bool]], arrival: random.Random
+) -> None:
+    # Each file: (its table, known ahead from its header?, fails to read?); read in a random order.
+    from toolkit.ingest import _LoadOrder
+
+    rank = {"customers": 0, "loans": 1, "notes": 2}
+    ahead = {i: table for i, (table, early, _) in enumerate(files) if early}
+    reads = list(range(len(files)))
+    arrival.shuffle(reads)
+    order = _LoadOrder(len(files), rank, ahead)
+    known, done, prepared, expected = dict(ahead), set(), set(), []
+    waiting: set[int] = set()  # read, not loaded yet, as _LoadOrder's user sees them
+    found: list[int] = []
+    for index in reads:
+        table, _, fails = files[index]
+        if fails:
+            done.add(index)
+            order.done(index)
+        else:
+            prepared.add(index)
+            known[index] = table
+            waiting.add(index)
+            order.learn(index, table)
+        while ready := [i for i in prepared if _may_load_by_rescanning(i, known, done, rank, len(files))]:
+            chosen = min(ready, key=lambda i: (rank[known[i]], i))
+            prepared.remove(chosen)
+            done.add(chosen)
+            expected.append(chosen)
+        while (first := order.first()) is not None and first in waiting:
+            waiting.remove(first)
+            order.done(first)
+            found.append(first)
+
+    assert found == expected
+    assert order.first() is None
 
 
 def test_a_file_is_identified_ahead_only_from_an_xlsx_header_never_by_reading_a_whole_sheet(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import uuid
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -168,6 +169,7 @@ def ingest_many(
     # lets a file load while workers still read later ones. Others are known once read, and so
     # is every file with one worker, which reads them in turn anyway.
     known = {i: table for i, path in enumerate(files) if count > 1 and (table := _identify(path, options)) is not None}
+    order = _LoadOrder(len(files), rank, known)
     outcomes: dict[int, IngestSummary | ToolkitError] = {}  # loaded, or failed
     prepared: dict[int, Prepared] = {}  # read, waiting for its turn: its frames are let go once it loads
     loaded: list[int] = []  # in the order they were loaded
@@ -176,9 +178,9 @@ def ingest_many(
 
     def load_ready() -> None:
         nonlocal warehouse, closed
-        while ready := [i for i in prepared if _may_load(i, known, outcomes, rank, len(files))]:
-            index = min(ready, key=lambda i: (rank[known[i]], i))
+        while (index := order.first()) is not None and index in prepared:
             file = prepared.pop(index)
+            order.done(index)
             loaded.append(index)
             if closed is None and warehouse is None:
                 try:
@@ -208,9 +210,10 @@ def ingest_many(
             if isinstance(result, ToolkitError):
                 log.error("%s", result)
                 outcomes[index] = result
+                order.done(index)
             else:
                 prepared[index] = result
-                known[index] = result.table
+                order.learn(index, result.table)
             load_ready()
     finally:
         if warehouse is not None:
@@ -220,20 +223,43 @@ def ingest_many(
     return [outcomes[i] for i in sorted(outcomes, key=lambda i: position.get(i, i))]
 
 
-def _may_load(index: int, known: Mapping[int, str], done: Container[int], rank: Mapping[str, int], count: int) -> bool:
-    """Whether file ``index`` is next to load: no file still to load comes before it in the
-    order by (table rank, position). A file not read yet may be of any table: it comes first if
-    it was given earlier, or if it could be a parent (any table but the first in rank)."""
-    mine = (rank[known[index]], index)
-    for other in range(count):
-        if other == index or other in done:
-            continue
-        if other in known:
-            if (rank[known[other]], other) < mine:
-                return False
-        elif other < index or mine[0] > 0:
-            return False
-    return True
+class _LoadOrder:
+    """Which file loads next: files load by (table rank, position), parents first.
+
+    A file not read yet may be of any table, so it counts as one of the first table's: it goes
+    before every file given after it, and before every file of a later table. The next file is
+    the first in that order of those neither loaded nor failed; it loads once it is read. A heap
+    keeps this to O(log n) a file (rescanning every file for every result was O(n²) a result).
+    """
+
+    def __init__(self, count: int, rank: Mapping[str, int], known: Mapping[int, str]) -> None:
+        self._rank = rank
+        self._known = dict(known)
+        self._done: set[int] = set()
+        self._heap = [(self._key(index), index) for index in range(count)]
+        heapq.heapify(self._heap)
+
+    def _key(self, index: int) -> tuple[int, int]:
+        table = self._known.get(index)
+        return (self._rank[table] if table is not None else 0, index)
+
+    def learn(self, index: int, table: str) -> None:
+        """File ``index`` holds ``table`` (its entry under what was thought before goes stale)."""
+        self._known[index] = table
+        heapq.heappush(self._heap, (self._key(index), index))
+
+    def done(self, index: int) -> None:
+        """File ``index`` loaded or failed: it holds back nothing any more."""
+        self._done.add(index)
+
+    def first(self) -> int | None:
+        """The file that goes before every other one left, or None when none is left."""
+        while self._heap:
+            key, index = self._heap[0]
+            if index not in self._done and key == self._key(index):
+                return index
+            heapq.heappop(self._heap)  # loaded, failed, or an entry from before its table was known
+        return None
 
 
 @dataclass(frozen=True)

@@ -236,16 +236,34 @@ def test_a_file_is_identified_ahead_only_from_an_xlsx_header_never_by_reading_a_
     assert ingest_module._identify(other, options) is None
 
 
-def test_with_one_worker_no_file_is_identified_ahead(workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def identify(*args: object) -> None:
-        raise AssertionError("identified ahead: with one worker files are read in turn anyway")
+def test_files_are_read_in_the_order_they_load_so_children_do_not_wait_in_memory_for_a_parent_given_last(
+    workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_in: list[str] = []
+    prepare_or_error = ingest_module._prepare_or_error
 
-    monkeypatch.setattr(ingest_module, "_identify", identify)
-    books = [workbook([LOAN_HEADERS, loan(1, 100)]), workbook([CUSTOMER_HEADERS, customer(1)])]
+    def recording(path: Path, options: object) -> object:
+        read_in.append(path.name)
+        return prepare_or_error(path, options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest_module, "_prepare_or_error", recording)
+    unknown = db.parent / "b-unknown.xlsx"
+    unknown.write_bytes(b"not a workbook")  # its table cannot be told ahead: it may be a parent
+    books = [
+        workbook([LOAN_HEADERS, loan(1, 100)], name="a-loans.xlsx"),
+        unknown,
+        workbook([LOAN_HEADERS, loan(1, 101)], name="c-loans.xlsx"),
+        workbook([CUSTOMER_HEADERS, customer(1)], name="d-customers.xlsx"),
+    ]
 
     results = toolkit.ingest_many(books, db=db, workers=1)
 
-    assert [counts(r)["inserted"] for r in results] == [1, 1]
+    assert read_in == ["b-unknown.xlsx", "d-customers.xlsx", "a-loans.xlsx", "c-loans.xlsx"]
+    assert [(Path(r.file).name, r.inserted) for r in results if isinstance(r, toolkit.IngestSummary)] == [
+        ("d-customers.xlsx", 1),
+        ("a-loans.xlsx", 1),
+        ("c-loans.xlsx", 1),
+    ]
 
 
 @pytest.mark.parametrize(

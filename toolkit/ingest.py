@@ -158,7 +158,8 @@ def ingest_many(
     per file, and none for less than ``PARALLEL_FROM_BYTES`` of workbooks; 1 = all in this
     process) while this process, the one writer, loads those ready in turn. The order of
     loading, and so the warehouse, is the same however many workers there are: by table
-    (parents first), then as the files were given.
+    (parents first), then as the files were given. Files are read in that order too, as far as
+    it is known before reading them (from .xlsx header rows; other files are read first).
     """
     specs = specs if specs is not None else load_specs()
     files = [Path(p) for p in paths]
@@ -166,10 +167,12 @@ def ingest_many(
     rank = {name: i for i, name in enumerate(load_order(list(specs), specs))}
     count = _worker_count(workers, files)
     # The table of an .xlsx file is known from its header row in milliseconds: knowing it early
-    # lets a file load while workers still read later ones. Others are known once read, and so
-    # is every file with one worker, which reads them in turn anyway.
-    known = {i: table for i, path in enumerate(files) if count > 1 and (table := _identify(path, options)) is not None}
+    # lets a file load while workers still read later ones, and files are read in the order they
+    # will load, so a parent given last does not keep every child read before it waiting in
+    # memory. Others are known once read (and read first: they may be parents).
+    known = {i: table for i, path in enumerate(files) if (table := _identify(path, options)) is not None}
     order = _LoadOrder(len(files), rank, known)
+    reading = sorted(range(len(files)), key=lambda i: (rank[known[i]] if i in known else 0, i))
     outcomes: dict[int, IngestSummary | ToolkitError] = {}  # loaded, or failed
     prepared: dict[int, Prepared] = {}  # read, waiting for its turn: its frames are let go once it loads
     loaded: list[int] = []  # in the order they were loaded
@@ -206,7 +209,7 @@ def ingest_many(
                 outcomes[index] = exc
 
     try:
-        for index, result in _prepare_all(files, options, count):
+        for index, result in _prepare_all(files, reading, options, count):
             if isinstance(result, ToolkitError):
                 log.error("%s", result)
                 outcomes[index] = result
@@ -310,16 +313,19 @@ def _worker_count(workers: int | None, files: list[Path]) -> int:
     return max(1, min(os.cpu_count() or 1, len(files)))
 
 
-def _prepare_all(files: list[Path], options: _Options, workers: int) -> Iterator[tuple[int, Prepared | ToolkitError]]:
-    """(index, prepared file or its error) for every file, as they are ready."""
+def _prepare_all(
+    files: list[Path], reading: list[int], options: _Options, workers: int
+) -> Iterator[tuple[int, Prepared | ToolkitError]]:
+    """(index, prepared file or its error) for every file, as they are ready; read in the order
+    ``reading`` gives (indices into ``files``)."""
     if workers == 1:
-        for index, path in enumerate(files):
-            yield index, _prepare_or_error(path, options)
+        for index in reading:
+            yield index, _prepare_or_error(files[index], options)
         return
     with Pool(workers, _prepare_or_error) as pool:
-        for index, result in pool.run([(path.name, (path, options)) for path in files]):
+        for position, result in pool.run([(files[index].name, (files[index], options)) for index in reading]):
             assert isinstance(result, Prepared | ToolkitError)
-            yield index, result
+            yield reading[position], result
 
 
 def _prepare(path: Path, options: _Options) -> Prepared:

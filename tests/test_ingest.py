@@ -78,6 +78,34 @@ def test_customers_given_after_loans_still_load_first_so_their_loans_are_inserte
     assert query(db, "SELECT table_name FROM _runs ORDER BY started_at") == [("customers",), ("loans",)]
 
 
+@pytest.mark.parametrize(("days", "shown"), [(2.0, "48:00:00"), (1.5, "36:00:00")])
+def test_a_duration_cell_in_a_date_column_is_rejected_never_taken_for_a_day_of_1900(
+    workbook: Book, db: Path, tmp_path: Path, days: float, shown: str
+) -> None:
+    # Read as text (the column mixes dates and a duration), 48 hours once came out as 1900-01-02.
+    toolkit.ingest(workbook([CUSTOMER_HEADERS, customer(1)]), db=db)
+    path = tmp_path / "loans.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet()
+    day = book.add_format({"num_format": "yyyy-mm-dd"})
+    sheet.write_row(0, 0, LOAN_HEADERS)
+    for row, values in enumerate([loan(1, 100), loan(1, 101)], start=1):
+        for column, value in enumerate(values):
+            if isinstance(value, date):
+                sheet.write_datetime(row, column, datetime.combine(value, datetime.min.time()), day)
+            else:
+                sheet.write(row, column, value)
+    sheet.write_number(2, LOAN_HEADERS.index("Date of Approval"), days, book.add_format({"num_format": "[h]:mm:ss"}))
+    book.close()
+
+    summary = toolkit.ingest(path, db=db)
+
+    assert (summary.inserted, summary.failed) == (1, 1)
+    assert [e["message"] for e in summary.errors] == [
+        f"Date of Approval: '{shown}' is not a date (expected a date cell or YYYY-MM-DD text)"
+    ]
+
+
 def test_a_loan_of_a_customer_rejected_earlier_in_the_same_command_is_rejected(workbook: Book, db: Path) -> None:
     loans = workbook([LOAN_HEADERS, loan(1, 100), loan(2, 200)])
     customers = workbook([CUSTOMER_HEADERS, customer(1), customer(2, Monthly_Salary=None)])

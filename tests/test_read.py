@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+import xlsxwriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -127,6 +128,40 @@ def test_an_ods_duration_is_read_as_hours_minutes_seconds_not_as_an_error(
 )
 def test_iso_durations_read_as_the_typed_read_shows_them(iso: str, text: str) -> None:
     assert _duration_text(iso) == text
+
+
+_DURATIONS = [
+    (1.5, "36:00:00"),
+    (1 / 86400, "0:00:01"),
+    (1 / 3, "8:00:00"),
+    (100.123456789, "2402:57:46.667"),
+    (2.0000001, "48:00:00.009"),
+]
+
+
+def _duration_book(path: Path, *, with_text: bool) -> Path:
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet()
+    elapsed = book.add_format({"num_format": "[h]:mm:ss"})
+    sheet.write_row(0, 0, ["spent"])
+    for row, (days, _) in enumerate(_DURATIONS, start=1):
+        sheet.write_number(row, 0, days, elapsed)
+    if with_text:
+        sheet.write_string(len(_DURATIONS) + 1, 0, "later")  # a column the typed read cannot take: read as text
+    book.close()
+    return path
+
+
+def test_an_xlsx_duration_cell_reads_the_same_in_the_typed_and_the_text_read(tmp_path: Path) -> None:
+    # The text read shows a duration as a date-time on Excel's day zero (36 hours: 1900-01-01 12:00:00).
+    typed = read_rows(open_sheet(_duration_book(tmp_path / "typed.xlsx", with_text=False)), header_row=1)
+    mixed = _duration_book(tmp_path / "mixed.xlsx", with_text=True)
+    expected = [text for _, text in _DURATIONS]
+
+    assert typed.cells.schema["A"] == pl.Duration("ms")
+    assert typed.cells.select(as_text(pl.col("A"), typed.cells.schema["A"]))["A"].to_list() == expected
+    assert read_rows(open_sheet(mixed), header_row=1).cells["A"].to_list() == [*expected, "later"]
+    assert read_grid(mixed).cells["A"].to_list() == ["spent", *expected, "later"]
 
 
 # --- sheets -----------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -158,6 +160,80 @@ def test_a_boolean_cell_without_a_reference_makes_the_scan_give_up(tmp_path: Pat
         archive.writestr("xl/worksheets/sheet1.xml", sheet)
 
     assert xlsx.boolean_cells(str(path), "xl/worksheets/sheet1.xml") is None
+
+
+def _durations_book(path: Path, rows: int = 3, *, constant_memory: bool = False) -> Path:
+    """Column A: durations ([h]:mm:ss, then [mm]:ss); B: times of day; C: text in a duration style;
+    D: text that reads like a style attribute; row 2 carries a duration style of its own."""
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": constant_memory})
+    sheet = book.add_worksheet()
+    hours, minutes = book.add_format({"num_format": "[h]:mm:ss"}), book.add_format({"num_format": "[mm]:ss"})
+    sheet.set_row(1, None, hours)  # <row r="2" s="..."> : a row's style, no cell's
+    sheet.write_row(0, 0, ["spent", "at", "note", "text"])
+    for row in range(1, rows + 1):
+        sheet.write_number(row, 0, row + 0.5, hours if row % 2 else minutes)
+        sheet.write_number(row, 1, 0.25, book.add_format({"num_format": "hh:mm"}))
+        sheet.write_string(row, 2, "later", hours)
+        sheet.write_string(row, 3, ' s="1" s="2" s="3"')
+    book.close()
+    return path
+
+
+@pytest.mark.parametrize("constant_memory", [False, True], ids=["shared strings", "inline strings"])
+def test_duration_cells_are_found_with_their_places_and_values(tmp_path: Path, constant_memory: bool) -> None:
+    path = _durations_book(tmp_path / "durations.xlsx", constant_memory=constant_memory)
+
+    assert xlsx.duration_cells(str(path), "xl/worksheets/sheet1.xml") == {(2, "A"): 1.5, (3, "A"): 2.5, (4, "A"): 3.5}
+
+
+def test_duration_cells_across_chunk_boundaries_are_each_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _durations_book(tmp_path / "many.xlsx", rows=300)
+    monkeypatch.setattr(xlsx, "_CHUNK", 97)  # a prime: marks fall across chunk edges
+    monkeypatch.setattr(xlsx, "_CARRY", 400)
+    monkeypatch.setattr(xlsx, "_BACK", 200)
+
+    assert xlsx.duration_cells(str(path), "xl/worksheets/sheet1.xml") == {(r + 1, "A"): r + 0.5 for r in range(1, 301)}
+
+
+def test_a_workbook_without_a_duration_style_has_its_sheet_left_unread(workbook: Workbook) -> None:
+    path = workbook([["n", "when"], [1.5, dt.datetime(2020, 1, 1, 12)]])
+
+    assert xlsx.duration_cells(str(path), "xl/worksheets/no-such-part.xml") == {}
+
+
+def _rewrite_sheet(path: Path, change: Callable[[bytes], bytes]) -> None:
+    with zipfile.ZipFile(path) as original:
+        members = {info.filename: original.read(info) for info in original.infolist()}
+    members["xl/worksheets/sheet1.xml"] = change(members["xl/worksheets/sheet1.xml"])
+    with zipfile.ZipFile(path, "w") as rewritten:
+        for name, data in members.items():
+            rewritten.writestr(name, data)
+
+
+def test_a_duration_cell_without_a_reference_makes_the_scan_give_up(tmp_path: Path) -> None:
+    path = _durations_book(tmp_path / "noref.xlsx")
+    _rewrite_sheet(path, lambda xml: xml.replace(b'<c r="A3"', b"<c", 1))
+
+    assert xlsx.duration_cells(str(path), "xl/worksheets/sheet1.xml") is None
+
+
+def test_a_duration_cell_holding_no_finite_number_of_a_sane_size_is_left_alone(tmp_path: Path) -> None:
+    path = _durations_book(tmp_path / "odd-values.xlsx")
+    _rewrite_sheet(path, lambda xml: xml.replace(b"<v>2.5</v>", b"<v>1e300</v>").replace(b"<v>3.5</v>", b"<v>NaN</v>"))
+
+    assert xlsx.duration_cells(str(path), "xl/worksheets/sheet1.xml") == {(2, "A"): 1.5}
+
+
+def test_a_duration_style_written_after_a_cells_tag_is_not_taken_for_its_style(tmp_path: Path) -> None:
+    # Malformed on purpose: stray text after the time-of-day cell's tag reads like a duration style.
+    path = _durations_book(tmp_path / "stray.xlsx")
+    with zipfile.ZipFile(path) as archive:
+        found = re.search(rb'<c r="A2" s="(\d+)"', archive.read("xl/worksheets/sheet1.xml"))
+    assert found is not None
+    stray = b' s="' + found[1] + b'" <f>A1</f>'
+    _rewrite_sheet(path, lambda xml: re.sub(rb'(<c r="B2" s="\d+">)', lambda tag: tag[1] + stray, xml))
+
+    assert xlsx.duration_cells(str(path), "xl/worksheets/sheet1.xml") == {(2, "A"): 1.5, (3, "A"): 2.5, (4, "A"): 3.5}
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in ODDFILES.glob("*.xlsx")))

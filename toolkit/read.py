@@ -132,11 +132,32 @@ def _read_text(path: Path, sheet: str | int | None, prefer_sheet: str | None) ->
     error_rows = [{ROW: e.position[0] + 1, "letter": letters[e.position[1]], "error": _error_text(e.detail)} for e in reported]
     cell_errors = pl.DataFrame(error_rows, schema={ROW: pl.Int64, "letter": pl.String, "error": pl.String})
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    if cell_errors.height:
-        frame = _put_back(frame, {}, cell_errors)
+    durations = _duration_texts(path, name, letters)
+    if cell_errors.height or durations:
+        frame = _put_back(frame, durations, cell_errors)
         # Put back as their text but not listed: they are values, and a text column takes them.
         cell_errors = cell_errors.filter(pl.Series([_TEXT_DETAIL.search(e.detail) is None for e in reported], dtype=pl.Boolean))
     return Grid(path=path, sheet=name, cells=frame, cell_errors=cell_errors)
+
+
+def _duration_texts(path: Path, name: str, letters: list[str]) -> dict[str, dict[int, str]]:
+    """Letter -> Excel row -> text of the sheet's duration cells (.xlsx/.xlsm), as the typed read
+    shows a duration (``36:00:00``): the text read shows them as date-times on Excel's day zero."""
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        return {}
+    part = next((p.part for p in xlsx.sheets(str(path)) or [] if p.name == name), None)
+    found = xlsx.duration_cells(str(path), part) if part else None
+    columns = set(letters)
+    wanted = {place: days for place, days in (found or {}).items() if place[1] in columns}
+    if not wanted:
+        return {}
+    # Milliseconds as fastexcel's typed read takes them, so both reads give a duration one text.
+    millis = pl.Series([round(days * 86_400_000) for days in wanted.values()], dtype=pl.Int64).cast(pl.Duration("ms"))
+    shown = millis.to_frame("d").select(as_text(pl.col("d"), pl.Duration("ms")))["d"].to_list()
+    texts: dict[str, dict[int, str]] = {}
+    for (row, letter), text in zip(wanted, shown, strict=True):
+        texts.setdefault(letter, {})[row] = text
+    return texts
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ judges with ``sheets``, so that the part judged is the part read):
   streamed and the stream closed after those rows;
 - where the boolean cells are: fastexcel's type guess reads TRUE/FALSE in a column of numbers as
   1/0 without a word, so the sheet's XML is scanned for boolean cells. The scan runs on another
-  thread while fastexcel parses (both release the GIL), so it costs almost nothing.
+  thread while fastexcel parses (both release the GIL), so it costs almost nothing;
+- where the duration cells are (numbers styled as elapsed time, ``[h]:mm:ss``): fastexcel's text
+  read shows them as date-times on Excel's day zero (36 hours as ``1900-01-01 12:00:00``), which a
+  date column would take. Only a workbook with an elapsed-time style has its sheet scanned.
 
 Anything unexpected returns None, and the caller falls back to the slower text read: a wrong
 guess here must only ever cost time, never a row.
@@ -274,6 +277,111 @@ def boolean_cells(path: str, part: str) -> dict[str, list[int]] | None:
     except (KeyError, OSError, zipfile.BadZipFile, ValueError, EOFError):
         return None
     return found
+
+
+def duration_cells(path: str, part: str) -> dict[tuple[int, str], float] | None:
+    """(Excel row, letter) -> value in days of the sheet's duration cells (numbers whose style is an
+    elapsed-time format), or None when they cannot all be placed (the caller keeps the text read's
+    text). A workbook without an elapsed-time style has none, and its sheet is not read here."""
+    found: dict[tuple[int, str], float] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            styles = _elapsed_styles(archive)
+            if not styles:
+                return found
+            marks = [m for style in sorted(styles) for m in (b' s="%d"' % style, b" s='%d'" % style)]
+            with archive.open(part) as stream:
+                carry, fresh = b"", 0  # fresh: where the marks not looked at yet begin in the window
+                while True:
+                    chunk = stream.read(_CHUNK)
+                    window, final = carry + chunk, not chunk
+                    # A mark in the last _CARRY bytes waits for the next window, where its cell is whole.
+                    settled = len(window) if final else max(fresh, len(window) - _CARRY)
+                    for mark in marks:
+                        at = window.find(mark, fresh)
+                        while at != -1 and at < settled:
+                            cell = _duration_cell(window, at)
+                            if cell is _INCOMPLETE or cell is _UNCLEAR:
+                                return None  # a cell longer than the overlap, or without its place
+                            if isinstance(cell, tuple):
+                                found[cell[0]] = cell[1]
+                            at = window.find(mark, at + 1)
+                    if final:
+                        return found
+                    keep = max(0, settled - _BACK)  # the waiting marks, with their cells' openings
+                    carry, fresh = window[keep:], settled - keep
+    except (KeyError, OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return None
+
+
+_CARRY = 64 * 1024
+_BACK = 4 * 1024
+_MAX_DAYS = 1e9  # in milliseconds, far inside 64 bits
+_INCOMPLETE, _UNCLEAR, _NOT_A_DURATION = object(), object(), object()
+_CELL_TAG = re.compile(rb"<(?:\w+:)?c\s")
+_TYPE_ATTR = re.compile(rb'\st=["\']([^"\']*)["\']')
+_CELL_CLOSE = re.compile(rb"</(?:\w+:)?c>")
+_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
+
+
+def _duration_cell(window: bytes, at: int) -> tuple[tuple[int, str], float] | object:
+    """The place and value of the cell whose style attribute is at ``at``; _NOT_A_DURATION for a
+    row's or column's style, text that merely reads so, an empty cell or a text cell."""
+    opening, closing = window.rfind(b"<", 0, at), window.rfind(b">", 0, at)
+    if opening == -1:
+        return _UNCLEAR
+    if closing > opening or not _CELL_TAG.match(window, opening):
+        return _NOT_A_DURATION  # inside text, or an attribute of another element (<row s="3">)
+    end = window.find(b">", at)
+    if end == -1:
+        return _INCOMPLETE
+    tag = window[opening : end + 1]
+    kind = _TYPE_ATTR.search(tag)
+    if tag.endswith(b"/>") or (kind is not None and kind[1] != b"n"):
+        return _NOT_A_DURATION
+    ref = _REF_ATTR.search(tag)
+    if ref is None:
+        return _UNCLEAR
+    close = _CELL_CLOSE.search(window, end)
+    if close is None:
+        return _INCOMPLETE
+    value = _VALUE.search(window, end, close.start())
+    if value is None:
+        return _NOT_A_DURATION
+    try:
+        days = float(value[1])
+    except ValueError:
+        return _NOT_A_DURATION
+    if not abs(days) < _MAX_DAYS:  # NaN, infinities and sizes no duration has: left as the text read shows them
+        return _NOT_A_DURATION
+    return (int(ref[2]), ref[1].decode()), days
+
+
+# An elapsed-time token ([h], [mm], [ss]...) outside quoted text: what makes a format a duration
+# for Excel and for fastexcel's typed read; 46 is the built-in [h]:mm:ss.
+_ELAPSED = re.compile(r"\[(?:h+|m+|s+)\]", re.IGNORECASE)
+_QUOTED = re.compile(r'"[^"]*"|\\.')
+
+
+def _elapsed_styles(archive: zipfile.ZipFile) -> frozenset[int]:
+    """Indices of the cell styles (a cell's ``s``) whose number format is an elapsed time."""
+    info = member(archive, "xl/styles.xml")
+    if info is None or info.file_size > _INDEX_BYTES:
+        return frozenset()
+    try:
+        root = ElementTree.fromstring(archive.read(info))
+    except ElementTree.ParseError:
+        return frozenset()
+    elapsed = {"46"} | {
+        e.get("numFmtId", "")
+        for e in root.iter()
+        if _local(e.tag) == "numFmt" and _ELAPSED.search(_QUOTED.sub("", e.get("formatCode", "")))
+    }
+    cell_styles = next((e for e in root.iter() if _local(e.tag) == "cellXfs"), None)
+    if cell_styles is None:
+        return frozenset()
+    styles = [e for e in cell_styles if _local(e.tag) == "xf"]
+    return frozenset(i for i, style in enumerate(styles) if style.get("numFmtId", "0") in elapsed)
 
 
 _OPEN_CELL = re.compile(rb'<(?:\w+:)?c\s[^<>]*$')

@@ -482,7 +482,7 @@ def test_a_head_that_disagrees_with_fastexcel_falls_back_to_the_text_read(workbo
     other_header = sheet.head.cells.with_columns(A=pl.lit("other"))
     wrong = dataclasses.replace(sheet, head=dataclasses.replace(sheet.head, cells=other_header))
 
-    assert read_rows(wrong, header_row=1).cells.rows() == [(2, "0.333333333")]
+    assert read_rows(wrong, header_row=1).cells.rows() == [(2, "0.3333333333333333")]  # text: the text read, its number in full
 
 
 def test_a_scan_that_cannot_place_a_boolean_falls_back_to_the_text_read(
@@ -490,7 +490,7 @@ def test_a_scan_that_cannot_place_a_boolean_falls_back_to_the_text_read(
 ) -> None:
     monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part: None)
 
-    assert _rows(workbook([["n"], [1 / 3]])).rows() == [(2, "0.333333333")]
+    assert _rows(workbook([["n"], [1 / 3]])).rows() == [(2, "0.3333333333333333")]  # text: the text read, its number in full
 
 
 def _p(value: object) -> str:
@@ -543,7 +543,8 @@ def test_a_file_is_checked_once_when_read_rows_falls_back_to_the_text_read(
     monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part: None)  # the xlsx typed read gives up
     monkeypatch.setattr(read, "_text_booleans", lambda sheet: None)  # and so does the ods one
 
-    assert read_rows(open_sheet(path), header_row=1).cells.rows() == [(2, "0.333333333")]
+    rows = read_rows(open_sheet(path), header_row=1).cells.rows()
+    assert rows == [(2, "0.3333333333333333")]  # text: the text read, its number in full
     assert checked == [path]
 
 
@@ -556,6 +557,54 @@ def test_other_formats_are_typed_too_with_their_booleans_found_in_the_text_read(
     assert sheet.whole and sheet.part is None
     assert read_grid(path).cells["A"].to_list()[1:] == ["0.333333333", "2", None]
     assert cells.rows() == [(2, 1 / 3, "1.5"), (3, 2.0, "true"), (4, None, "2.5")]
+
+
+_ROUNDED_BY_FASTEXCEL = [(1 / 3, "0.3333333333333333"), (1e-10, "1e-10"), (2 / 3 + 10, "10.66666666666667"), (0.5, "0.5")]
+_TEXTS = ["later", "+3", "1e3", "0.333333333", "0"]
+
+
+def _numbers_and_texts(path: Path, *, name_error: bool) -> Path:
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, ["n", "note"])
+    for row, (number, _) in enumerate(_ROUNDED_BY_FASTEXCEL, start=1):
+        sheet.write_number(row, 0, number)
+        sheet.write_string(row, 1, "ok")
+    for row, text in enumerate(_TEXTS, start=len(_ROUNDED_BY_FASTEXCEL) + 1):
+        sheet.write_string(row, 0, text)
+    if name_error:  # a cell the type guess cannot take: the sheet goes through the text read
+        sheet.write_formula(1, 1, "=NOSUCH()", None, "#NAME?")
+    book.close()
+    return path
+
+
+@pytest.mark.parametrize("name_error", [False, True], ids=["typed read", "text read"])
+def test_numbers_in_a_column_with_text_keep_every_digit_and_the_texts_stay_as_typed(tmp_path: Path, name_error: bool) -> None:
+    # fastexcel shows such numbers rounded to nine decimals: 0.333333333, and 1e-10 as 0.
+    path = _numbers_and_texts(tmp_path / "mixed.xlsx", name_error=name_error)
+
+    cells = read_rows(open_sheet(path), header_row=1).cells
+
+    assert cells["A"].to_list() == [text for _, text in _ROUNDED_BY_FASTEXCEL] + _TEXTS
+    assert read_grid(path).cells["A"].to_list()[1:3] == ["0.333333333", "0"]  # what the plain text read shows
+
+
+def test_a_column_with_text_whose_numbers_cannot_have_been_rounded_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_workbook(tmp_path / "plain.xlsx", [["n"], [12], [2.5], ["later"]])
+    opened = open_sheet(path)
+    reads = []
+    real_open = read._open
+
+    def counting(at: Path) -> Any:
+        reads.append(at)
+        return real_open(at)
+
+    monkeypatch.setattr(read, "_open", counting)
+
+    assert read_rows(opened, header_row=1).cells["A"].to_list() == ["12", "2.5", "later"]
+    assert len(reads) == 1
 
 
 # A differential property: on sheets of every kind of cell, validation through the typed read

@@ -15,14 +15,17 @@ with at most nine decimals (1/3 becomes ``0.333333333``). So ingestion reads in 
 .xlsm straight from the sheet's XML, see ``toolkit.xlsx``; for other formats with the text read),
 then the rows below it with the column types fastexcel finds over *every* row. A column of one
 kind of cell (numbers, dates, booleans) keeps its exact values; a column mixing kinds comes back
-as fastexcel's text, as before. What the type guess would hide is put back as text, so validation
-still sees every cell as found: error cells, text cells, and boolean cells in a column of numbers
+as fastexcel's text, its numbers written in full where fastexcel's rounding may have shown them
+otherwise (``_exact_numbers``; the text read that ingestion falls back on gets that too). What the
+type guess would hide is put back as text, so validation still sees every cell as found: error
+cells, text cells, and boolean cells in a column of numbers
 (fastexcel reads those as 1 and 0; they are found by scanning the sheet's XML, or in the text read).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import re
@@ -74,6 +77,14 @@ class Grid:
     def below(self, row: int) -> Grid:
         """The rows below Excel row ``row`` (a header row), with their cell errors."""
         return Grid(self.path, self.sheet, self.cells.filter(pl.col(ROW) > row), self.cell_errors.filter(pl.col(ROW) > row))
+
+
+def column_index(letter: str) -> int:
+    """'A' -> 0, 'Z' -> 25, 'AA' -> 26: the inverse of :func:`column_letter`."""
+    index = 0
+    for char in letter:
+        index = index * 26 + ord(char) - 64
+    return index - 1
 
 
 def column_letter(index: int) -> str:
@@ -279,6 +290,7 @@ def read_rows(sheet: Sheet, *, header_row: int) -> Grid:
     if found is None:
         return _text_rows(sheet, header_row)
     cell_errors, texts = found
+    frame = _exact_numbers(sheet.path, sheet.name, frame, header_row=header_row)
     for letter, rows in booleans.items():
         if letter in frame.columns and frame.schema[letter] not in (pl.String, pl.Boolean):
             hidden = frame.filter(pl.col(ROW).is_in(rows) & pl.col(letter).is_not_null()).select(ROW, letter).rows()
@@ -319,7 +331,58 @@ def _text_rows(sheet: Sheet, header_row: int) -> Grid:
     """The rows below the header from the text read: the fallback when the typed read cannot be trusted."""
     # open_sheet has checked the file (with the caller's caps): not again, with the defaults.
     grid = sheet.head if sheet.whole else _read_text(sheet.path, sheet.name, None)
-    return grid.below(header_row)
+    below = grid.below(header_row)
+    cells = _exact_numbers(sheet.path, grid.sheet, grid.cells, header_row=None).filter(pl.col(ROW) > header_row)
+    return dataclasses.replace(below, cells=cells)
+
+
+_MAYBE_ROUNDED = r"^-?\d+\.\d{9}$|^-?0$"  # what fastexcel shows of a number it rounded
+
+
+def _exact_numbers(path: Path, name: str, frame: pl.DataFrame, *, header_row: int | None) -> pl.DataFrame:
+    """``frame`` (cells read below Excel row ``header_row``, or the whole sheet read as text when
+    None) with each number in its text columns written in full.
+
+    fastexcel writes a number in a text column rounded to nine decimals (``1/3`` becomes
+    ``0.333333333``, ``1e-10`` becomes ``0``). Where a text column holds a text that rounding
+    could have made (nine decimals, or a zero), its column is read again as numbers: a cell whose
+    text is a number other than the one read that way is a number shown rounded, and gets the
+    number's exact text. A text cell keeps its text: read as a number it is the number its own
+    text says (``+3``, ``1e3``). Rounding that leaves fewer decimals (``0.1000000000001`` shown
+    as ``0.1``) is not looked for: it changes a number by less than a billionth of a unit.
+    """
+    texts = [c for c in frame.columns if c != ROW and frame.schema[c] == pl.String]
+    if texts:
+        maybe = frame.select(pl.col(c).str.contains(_MAYBE_ROUNDED).any() for c in texts).row(0)
+        texts = [c for c, found in zip(texts, maybe, strict=True) if found]
+    if not texts:
+        return frame
+    wanted = {column_index(letter): letter for letter in texts}
+    try:
+        with _reader_boundary(path):
+            loaded = _open(path).load_sheet(
+                name,
+                header_row=None if header_row is None else header_row - 1,
+                skip_rows=0 if header_row is None else None,
+                use_columns=list(wanted),
+                dtypes=dict.fromkeys(wanted, "float"),
+            )
+            batch, _ = loaded.to_arrow_with_errors()  # cells that are no numbers: null here, kept as text
+            letters = [wanted[info.absolute_index] for info in loaded.selected_columns]
+    except (fastexcel.FastExcelError, UnreadableFileError):
+        return frame  # read once already: the text stays as it was read
+    numbers = pl.from_arrow(batch)
+    assert isinstance(numbers, pl.DataFrame)
+    numbers = numbers.rename({old: f"{letter}__number" for old, letter in zip(numbers.columns, letters, strict=True)})
+    first = 1 if header_row is None else header_row + 1
+    numbers = numbers.with_row_index(ROW, offset=first).with_columns(pl.col(ROW).cast(pl.Int64))
+    joined = frame.join(numbers, on=ROW, how="left", maintain_order="left")
+    exact = []
+    for letter in letters:
+        number = pl.col(f"{letter}__number")
+        shown_rounded = number.is_finite() & (pl.col(letter).cast(pl.Float64, strict=False) != number)
+        exact.append(pl.when(shown_rounded).then(as_text(number, pl.Float64())).otherwise(pl.col(letter)).alias(letter))
+    return joined.with_columns(exact).select(frame.columns)
 
 
 def _same_headers(head: Grid, header_row: int, letters: list[str], names: list[str]) -> bool:

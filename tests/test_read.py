@@ -589,6 +589,19 @@ def test_numbers_in_a_column_with_text_keep_every_digit_and_the_texts_stay_as_ty
     assert read_grid(path).cells["A"].to_list()[1:3] == ["0.333333333", "0"]  # what the plain text read shows
 
 
+@pytest.mark.parametrize("text_read", [False, True], ids=["typed read", "text read"])
+def test_numbers_keep_every_digit_in_a_table_that_starts_away_from_a1(
+    workbook: Workbook, monkeypatch: pytest.MonkeyPatch, text_read: bool
+) -> None:
+    path = workbook([["n", "note"], [1 / 3, "x"], ["later", "y"]], first_cell=(2, 2))
+    if text_read:
+        monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part: None)  # the typed read gives up
+
+    cells = read_rows(open_sheet(path), header_row=3).cells
+
+    assert cells.select(ROW, "C").rows() == [(4, "0.3333333333333333"), (5, "later")]
+
+
 def test_a_column_with_text_whose_numbers_cannot_have_been_rounded_is_read_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -368,9 +368,12 @@ def _exact_numbers(path: Path, name: str, frame: pl.DataFrame, *, header_row: in
                 dtypes=dict.fromkeys(wanted, "float"),
             )
             batch, _ = loaded.to_arrow_with_errors()  # cells that are no numbers: null here, kept as text
-            letters = [wanted[info.absolute_index] for info in loaded.selected_columns]
+            found = [info.absolute_index for info in loaded.selected_columns]
     except (fastexcel.FastExcelError, UnreadableFileError):
         return frame  # read once already: the text stays as it was read
+    if sorted(found) != sorted(wanted):
+        return frame  # not the columns asked for: nothing to match the text with
+    letters = [wanted[index] for index in found]
     numbers = pl.from_arrow(batch)
     assert isinstance(numbers, pl.DataFrame)
     numbers = numbers.rename({old: f"{letter}__number" for old, letter in zip(numbers.columns, letters, strict=True)})

@@ -602,6 +602,21 @@ def test_numbers_keep_every_digit_in_a_table_that_starts_away_from_a1(
     assert cells.select(ROW, "C").rows() == [(4, "0.3333333333333333"), (5, "later")]
 
 
+def test_the_text_read_gives_every_number_the_text_the_typed_read_gives_it(
+    workbook: Workbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rounded to nine decimals, 0.1000000000001 would read as 0.1: a column of two decimals would take it.
+    path = workbook([["n"], [0.1000000000001], [2]])
+    typed = read_rows(open_sheet(path), header_row=1).cells
+    monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part: None)  # the typed read gives up
+
+    text = read_rows(open_sheet(path), header_row=1).cells
+
+    assert text.schema["A"] == pl.String
+    assert text["A"].to_list() == typed.select(as_text(pl.col("A"), typed.schema["A"]))["A"].to_list()
+    assert text["A"].to_list() == ["0.1000000000001", "2"]
+
+
 def test_a_column_with_text_whose_numbers_cannot_have_been_rounded_is_read_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

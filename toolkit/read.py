@@ -332,14 +332,18 @@ def _text_rows(sheet: Sheet, header_row: int) -> Grid:
     # open_sheet has checked the file (with the caller's caps): not again, with the defaults.
     grid = sheet.head if sheet.whole else _read_text(sheet.path, sheet.name, None)
     below = grid.below(header_row)
-    cells = _exact_numbers(sheet.path, grid.sheet, grid.cells, header_row=None).filter(pl.col(ROW) > header_row)
+    # Here every number is text: all of them are looked at, so both reads give a number one text.
+    cells = _exact_numbers(sheet.path, grid.sheet, grid.cells, header_row=None, every_number=True)
+    cells = cells.filter(pl.col(ROW) > header_row)
     return dataclasses.replace(below, cells=cells)
 
 
 _MAYBE_ROUNDED = r"^-?\d+\.\d{9}$|^-?0$"  # what fastexcel shows of a number it rounded
 
 
-def _exact_numbers(path: Path, name: str, frame: pl.DataFrame, *, header_row: int | None) -> pl.DataFrame:
+def _exact_numbers(
+    path: Path, name: str, frame: pl.DataFrame, *, header_row: int | None, every_number: bool = False
+) -> pl.DataFrame:
     """``frame`` (cells read below Excel row ``header_row``, or the whole sheet read as text when
     None) with each number in its text columns written in full.
 
@@ -349,11 +353,19 @@ def _exact_numbers(path: Path, name: str, frame: pl.DataFrame, *, header_row: in
     text is a number other than the one read that way is a number shown rounded, and gets the
     number's exact text. A text cell keeps its text: read as a number it is the number its own
     text says (``+3``, ``1e3``). Rounding that leaves fewer decimals (``0.1000000000001`` shown
-    as ``0.1``) is not looked for: it changes a number by less than a billionth of a unit.
+    as ``0.1``) changes a number by less than a billionth of a unit and is only looked for with
+    ``every_number`` (a column holding any number is read again), as in the text read, where
+    columns of nothing but numbers are text too.
     """
     texts = [c for c in frame.columns if c != ROW and frame.schema[c] == pl.String]
     if texts:
-        maybe = frame.select(pl.col(c).str.contains(_MAYBE_ROUNDED).any() for c in texts).row(0)
+
+        def may_be_rounded(column: str) -> pl.Expr:
+            if every_number:
+                return pl.col(column).cast(pl.Float64, strict=False).is_not_null()
+            return pl.col(column).str.contains(_MAYBE_ROUNDED)
+
+        maybe = frame.select(may_be_rounded(c).any() for c in texts).row(0)
         texts = [c for c, found in zip(texts, maybe, strict=True) if found]
     if not texts:
         return frame

@@ -53,11 +53,15 @@ def validate(sheet: MappedSheet) -> Validated:
     frame = sheet.raw.rename({name: raw_name(name) for name in present})
     dtypes = {name: frame.schema[raw_name(name)] for name in present}
     missing = [pl.lit(None, dtype=c.polars_type).alias(c.name) for c in spec.columns if c.name not in headers]
-    typed = frame.with_columns(*(convert(spec.column(name), dtypes[name]) for name in present), *missing)
-
     checks = table_checks(spec, headers, sheet.cell_errors, dtypes)
     flags = [f"__ok{i}" for i in range(len(checks))]
-    judged = typed.with_columns(*(c.valid.alias(flag) for c, flag in zip(checks, flags, strict=True)))
+    # One query: conversions and checks share their subexpressions (a cell's stripped text, say).
+    judged = (
+        frame.lazy()
+        .with_columns(*(convert(spec.column(name), dtypes[name]) for name in present), *missing)
+        .with_columns(*(c.valid.alias(flag) for c, flag in zip(checks, flags, strict=True)))
+        .collect()
+    )
     passed = pl.all_horizontal(flags) if flags else pl.lit(True)
     errors = [_failures(judged.filter(~passed), checks, flags, headers, dtypes)]
 

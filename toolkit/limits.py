@@ -100,7 +100,7 @@ def dimension_cells(ref: str) -> int | None:
         found = _REF.match(part.strip())
         if found is None:
             return None
-        corners.append((_column_number(found[1]), int(found[2])))
+        corners.append((xlsx.column_number(found[1]), int(found[2])))
     (col1, row1), (col2, row2) = corners[0], corners[-1]
     return (abs(row2 - row1) + 1) * (abs(col2 - col1) + 1)
 
@@ -157,13 +157,6 @@ def _xlsx_sheet(
         return None  # unlisted, unparsable or far too big: the biggest worksheet part is judged
     names = [p.name for p in parts]
     return parts[choose_sheet(path.name, names, lambda i: parts[i].state, sheet=sheet, prefer_sheet=prefer_sheet)]
-
-
-def _column_number(letters: str) -> int:
-    number = 0
-    for char in letters.upper():
-        number = number * 26 + ord(char) - 64
-    return number
 
 
 def _mib(size: int) -> str:

@@ -79,14 +79,6 @@ class Grid:
         return Grid(self.path, self.sheet, self.cells.filter(pl.col(ROW) > row), self.cell_errors.filter(pl.col(ROW) > row))
 
 
-def column_index(letter: str) -> int:
-    """'A' -> 0, 'Z' -> 25, 'AA' -> 26: the inverse of :func:`column_letter`."""
-    index = 0
-    for char in letter:
-        index = index * 26 + ord(char) - 64
-    return index - 1
-
-
 def column_letter(index: int) -> str:
     """0 -> 'A', 25 -> 'Z', 26 -> 'AA'."""
     letters = ""
@@ -369,7 +361,7 @@ def _exact_numbers(
         texts = [c for c, found in zip(texts, maybe, strict=True) if found]
     if not texts:
         return frame
-    wanted = {column_index(letter): letter for letter in texts}
+    wanted = {xlsx.column_number(letter) - 1: letter for letter in texts}  # fastexcel counts from 0
     try:
         with _reader_boundary(path):
             loaded = _open(path).load_sheet(

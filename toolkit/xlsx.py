@@ -56,6 +56,14 @@ class Head:
     errors: dict[tuple[int, str], str]  # (Excel row, letter) -> error text, for error cells
 
 
+def column_number(letters: str) -> int:
+    """A column's letters as Excel numbers it: 'A' -> 1, 'Z' -> 26, 'AA' -> 27 (any case)."""
+    number = 0
+    for char in letters.upper():
+        number = number * 26 + ord(char) - 64
+    return number
+
+
 def sheets(source: str | Path | zipfile.ZipFile) -> list[SheetPart] | None:
     """The workbook's sheets in order, with their visibility and XML part, or None when
     ``xl/workbook.xml`` and its relationships do not tell them (missing, unparsable, too big).

@@ -183,7 +183,7 @@ def _durations_book(path: Path, rows: int = 3, *, constant_memory: bool = False)
 def test_duration_cells_are_found_with_their_places_and_values(tmp_path: Path, constant_memory: bool) -> None:
     path = _durations_book(tmp_path / "durations.xlsx", constant_memory=constant_memory)
 
-    assert xlsx.duration_cells(str(path), "xl/worksheets/sheet1.xml") == {(2, "A"): 1.5, (3, "A"): 2.5, (4, "A"): 3.5}
+    assert xlsx.duration_cells(str(path), "Sheet1") == {(2, "A"): 1.5, (3, "A"): 2.5, (4, "A"): 3.5}
 
 
 def test_duration_cells_across_chunk_boundaries_are_each_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -192,13 +192,19 @@ def test_duration_cells_across_chunk_boundaries_are_each_found(tmp_path: Path, m
     monkeypatch.setattr(xlsx, "_CARRY", 400)
     monkeypatch.setattr(xlsx, "_BACK", 200)
 
-    assert xlsx.duration_cells(str(path), "xl/worksheets/sheet1.xml") == {(r + 1, "A"): r + 0.5 for r in range(1, 301)}
+    assert xlsx.duration_cells(str(path), "Sheet1") == {(r + 1, "A"): r + 0.5 for r in range(1, 301)}
 
 
 def test_a_workbook_without_a_duration_style_has_its_sheet_left_unread(workbook: Workbook) -> None:
     path = workbook([["n", "when"], [1.5, dt.datetime(2020, 1, 1, 12)]])
 
-    assert xlsx.duration_cells(str(path), "xl/worksheets/no-such-part.xml") == {}
+    assert xlsx.duration_cells(str(path), "No such sheet") == {}  # the sheet is not even looked for
+
+
+def test_duration_cells_of_a_sheet_the_workbook_does_not_list_cannot_be_placed(tmp_path: Path) -> None:
+    path = _durations_book(tmp_path / "durations.xlsx")
+
+    assert xlsx.duration_cells(str(path), "No such sheet") is None
 
 
 def _rewrite_sheet(path: Path, change: Callable[[bytes], bytes]) -> None:
@@ -214,14 +220,14 @@ def test_a_duration_cell_without_a_reference_makes_the_scan_give_up(tmp_path: Pa
     path = _durations_book(tmp_path / "noref.xlsx")
     _rewrite_sheet(path, lambda xml: xml.replace(b'<c r="A3"', b"<c", 1))
 
-    assert xlsx.duration_cells(str(path), "xl/worksheets/sheet1.xml") is None
+    assert xlsx.duration_cells(str(path), "Sheet1") is None
 
 
 def test_a_duration_cell_holding_no_finite_number_of_a_sane_size_is_left_alone(tmp_path: Path) -> None:
     path = _durations_book(tmp_path / "odd-values.xlsx")
     _rewrite_sheet(path, lambda xml: xml.replace(b"<v>2.5</v>", b"<v>1e300</v>").replace(b"<v>3.5</v>", b"<v>NaN</v>"))
 
-    assert xlsx.duration_cells(str(path), "xl/worksheets/sheet1.xml") == {(2, "A"): 1.5}
+    assert xlsx.duration_cells(str(path), "Sheet1") == {(2, "A"): 1.5}
 
 
 def test_a_duration_style_written_after_a_cells_tag_is_not_taken_for_its_style(tmp_path: Path) -> None:
@@ -233,7 +239,7 @@ def test_a_duration_style_written_after_a_cells_tag_is_not_taken_for_its_style(t
     stray = b' s="' + found[1] + b'" <f>A1</f>'
     _rewrite_sheet(path, lambda xml: re.sub(rb'(<c r="B2" s="\d+">)', lambda tag: tag[1] + stray, xml))
 
-    assert xlsx.duration_cells(str(path), "xl/worksheets/sheet1.xml") == {(2, "A"): 1.5, (3, "A"): 2.5, (4, "A"): 3.5}
+    assert xlsx.duration_cells(str(path), "Sheet1") == {(2, "A"): 1.5, (3, "A"): 2.5, (4, "A"): 3.5}
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in ODDFILES.glob("*.xlsx")))

@@ -148,8 +148,7 @@ def _duration_texts(path: Path, name: str, letters: list[str]) -> dict[str, dict
     shows a duration (``36:00:00``): the text read shows them as date-times on Excel's day zero."""
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         return {}
-    part = next((p.part for p in xlsx.sheets(str(path)) or [] if p.name == name), None)
-    found = xlsx.duration_cells(str(path), part) if part else None
+    found = xlsx.duration_cells(str(path), name)
     columns = set(letters)
     wanted = {place: days for place, days in (found or {}).items() if place[1] in columns}
     if not wanted:

@@ -287,16 +287,20 @@ def boolean_cells(path: str, part: str) -> dict[str, list[int]] | None:
     return found
 
 
-def duration_cells(path: str, part: str) -> dict[tuple[int, str], float] | None:
-    """(Excel row, letter) -> value in days of the sheet's duration cells (numbers whose style is an
-    elapsed-time format), or None when they cannot all be placed (the caller keeps the text read's
-    text). A workbook without an elapsed-time style has none, and its sheet is not read here."""
+def duration_cells(path: str, sheet: str) -> dict[tuple[int, str], float] | None:
+    """(Excel row, letter) -> value in days of the duration cells (numbers whose style is an
+    elapsed-time format) of the sheet named ``sheet``, or None when they cannot all be placed (the
+    caller keeps the text read's text). A workbook without an elapsed-time style has none: then
+    neither its sheet list nor the sheet is read here."""
     found: dict[tuple[int, str], float] = {}
     try:
         with zipfile.ZipFile(path) as archive:
             styles = _elapsed_styles(archive)
             if not styles:
                 return found
+            part = next((p.part for p in _sheets(archive) or [] if p.name == sheet), None)
+            if part is None:
+                return None
             marks = [m for style in sorted(styles) for m in (b' s="%d"' % style, b" s='%d'" % style)]
             with archive.open(part) as stream:
                 carry, fresh = b"", 0  # fresh: where the marks not looked at yet begin in the window

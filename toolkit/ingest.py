@@ -172,7 +172,7 @@ def ingest_many(
     # memory. Others are known once read (and read first: they may be parents).
     known = {i: table for i, path in enumerate(files) if (table := _identify(path, options)) is not None}
     order = _LoadOrder(len(files), rank, known)
-    reading = sorted(range(len(files)), key=lambda i: (rank[known[i]] if i in known else 0, i))
+    reading = sorted(range(len(files)), key=order.key)
     outcomes: dict[int, IngestSummary | ToolkitError] = {}  # loaded, or failed
     prepared: dict[int, Prepared] = {}  # read, waiting for its turn: its frames are let go once it loads
     loaded: list[int] = []  # in the order they were loaded
@@ -239,17 +239,18 @@ class _LoadOrder:
         self._rank = rank
         self._known = dict(known)
         self._done: set[int] = set()
-        self._heap = [(self._key(index), index) for index in range(count)]
+        self._heap = [(self.key(index), index) for index in range(count)]
         heapq.heapify(self._heap)
 
-    def _key(self, index: int) -> tuple[int, int]:
+    def key(self, index: int) -> tuple[int, int]:
+        """Where file ``index`` goes in the order, as far as its table is known."""
         table = self._known.get(index)
         return (self._rank[table] if table is not None else 0, index)
 
     def learn(self, index: int, table: str) -> None:
         """File ``index`` holds ``table`` (its entry under what was thought before goes stale)."""
         self._known[index] = table
-        heapq.heappush(self._heap, (self._key(index), index))
+        heapq.heappush(self._heap, (self.key(index), index))
 
     def done(self, index: int) -> None:
         """File ``index`` loaded or failed: it holds back nothing any more."""
@@ -259,7 +260,7 @@ class _LoadOrder:
         """The file that goes before every other one left, or None when none is left."""
         while self._heap:
             key, index = self._heap[0]
-            if index not in self._done and key == self._key(index):
+            if index not in self._done and key == self.key(index):
                 return index
             heapq.heappop(self._heap)  # loaded, failed, or an entry from before its table was known
         return None

@@ -243,11 +243,12 @@ def report(jobs: list[Job], info: dict[str, str], mode: str) -> str:
             f"| {job.size} | {job.label} | {len(job.results)} | {job.median('seconds'):.2f} | {ratio} | "
             f"{job.median('peak_rss_mb'):,.0f} | {rss} | {cpu} | {job.median('process_seconds'):.2f} |"
         )
-    lines += ["", *_findings(jobs)]
+    lines += ["", *_findings(jobs, cores=int(info["cores (nproc)"]) if info["cores (nproc)"].isdigit() else 1)]
     return "\n".join(lines)
 
 
-def _findings(jobs: list[Job]) -> list[str]:
+def _findings(jobs: list[Job], *, cores: int) -> list[str]:
+    """``cores``: of the machine the jobs ran on (a saved run's table may be printed on another)."""
     found = []
     default = [j for j in jobs if j.method == "toolkit_one" and "(default)" in j.label]
     per_row = {j.size: j.median("seconds") / j.rows * 1e6 for j in default}
@@ -281,8 +282,7 @@ def _findings(jobs: list[Job]) -> list[str]:
             f"- {MULTI_FILES} files in one command: {speedup:.2f}× the throughput of one after another (same result: {same})."
         )
         if all("cpu_seconds" in r for r in sequential.results + many.results):
-            # Work that needs C CPU-seconds cannot take less than C / cores on this machine.
-            cores = os.cpu_count() or 1
+            # Work that needs C CPU-seconds cannot take less than C / cores on that machine.
             busy = sequential.median("cpu_seconds") / sequential.median("seconds")
             least = many.median("cpu_seconds") / cores
             found.append(

@@ -7,10 +7,10 @@ execute a module the package has already imported, which Python warns about.
 import os
 
 # Readers run at a lower priority than the one writer, which is what a multi-file ingest waits
-# on: at equal priority, two readers on two cores slowed the writer's commits (each a wake-up
-# after DuckDB's write) to a third of their speed; niced, the writer keeps its speed and the
-# readers take what is left (8 files: 6.9 s -> 5.6 s, benchmarks). Set before anything else
-# is imported, so every thread the reader starts later inherits it.
+# on. In one-off profiles (the README's Performance section), two readers at equal priority on
+# two cores slowed the writer's 1000-row loads to a third of their speed; niced, the writer kept
+# its speed and the readers took what was left (8 files of 100k rows: 6.9 s -> 5.6 s). Set before
+# anything else is imported, so every thread the reader starts later inherits it.
 READER_NICENESS = 10
 if hasattr(os, "nice"):  # POSIX; elsewhere readers keep the writer's priority
     os.nice(READER_NICENESS)

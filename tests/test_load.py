@@ -441,6 +441,55 @@ def test_batches_commit_in_order_each_reported_once_after_its_commit(
     assert seen == [2, 4, 6, 8, 9]
 
 
+def _checkpoint_threshold(warehouse: Warehouse) -> str:
+    return str(warehouse.con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0])
+
+
+def _wal_bytes(db: Path) -> int:
+    wal = db.with_name(db.name + ".wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_a_load_checkpoints_once_after_its_batches_and_restores_the_threshold(
+    workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a tiny threshold, DuckDB would fold the log into the file at every commit; during a
+    # load the log only grows, and the first commit after it folds it in.
+    prepared = prepare(workbook([CUSTOMER_HEADERS, *(customer(i) for i in range(1, 10))]))
+    commit_batch = Warehouse._commit_batch
+    logged: list[int] = []
+
+    def measuring(self: Warehouse, cursor: duckdb.DuckDBPyConnection) -> None:
+        commit_batch(self, cursor)
+        logged.append(_wal_bytes(self.path))
+
+    monkeypatch.setattr(Warehouse, "_commit_batch", measuring)
+    with Warehouse(db) as warehouse:
+        warehouse.ensure_tables([prepared.validated.spec])
+        warehouse.con.execute("SET checkpoint_threshold = '1KiB'").fetchall()
+        warehouse.load(prepared.validated, run_id="r1", batch_size=2)
+        assert _checkpoint_threshold(warehouse) == "1.0 KiB"
+        assert len(logged) == 5 and all(earlier < later for earlier, later in zip(logged, logged[1:], strict=False))
+        with warehouse.transaction():
+            warehouse.con.execute("CREATE TABLE after_the_load (x INTEGER)").fetchall()
+        assert _wal_bytes(db) == 0
+
+
+def test_a_failed_load_restores_the_checkpoint_threshold(workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared = prepare(workbook([CUSTOMER_HEADERS, customer(1)]))
+
+    def failing(self: Warehouse, cursor: duckdb.DuckDBPyConnection) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Warehouse, "_commit_batch", failing)
+    with Warehouse(db) as warehouse:
+        warehouse.ensure_tables([prepared.validated.spec])
+        before = _checkpoint_threshold(warehouse)
+        with pytest.raises(RuntimeError, match="boom"):
+            warehouse.load(prepared.validated, run_id="r1")
+        assert _checkpoint_threshold(warehouse) == before
+
+
 def test_other_duckdb_errors_in_a_transaction_are_bugs_and_pass_through(db: Path) -> None:
     with Warehouse(db) as warehouse, pytest.raises(duckdb.ConstraintException), warehouse.transaction(rows_done=0):
         warehouse.con.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)").fetchall()

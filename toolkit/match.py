@@ -170,7 +170,8 @@ def map_sheet(
     blank_rows = 0
     if body.letters:
         blank_rows = data.select(is_blank.sum()).item()
-        data = data.filter(~is_blank)
+        if blank_rows:  # most sheets have none: no copy of every row to drop nothing
+            data = data.filter(~is_blank)
     ordered = [name for name in spec.names if name in letter_of]
     missing_letters = [letter_of[name] for name in ordered if letter_of[name] not in data.columns]
     if missing_letters:  # a header with no cell under it in the whole sheet

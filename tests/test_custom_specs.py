@@ -213,3 +213,16 @@ def test_a_spec_without_a_key_identifies_rows_by_all_their_values(tmp_path: Path
     assert (second.inserted, second.skipped, second.duplicates, second.failed) == (0, 2, 1, 2)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM readings").fetchall()[0][0] == 2
+
+
+def test_a_keyless_row_equal_to_several_stored_rows_on_its_columns_is_skipped_once(tmp_path: Path, db: Path) -> None:
+    # Stored rows differing only in a column the later file lacks all match its one row.
+    spec_file = tmp_path / "readings.toml"
+    spec_file.write_text(KEYLESS_SPEC, encoding="utf-8")
+    specs = toolkit.load_specs([spec_file])
+    tagged = write_workbook(tmp_path / "tagged.xlsx", [["Sensor", "Value", "Tag"], ["s1", 1.5, "a"], ["s1", 1.5, "b"]])
+    untagged = write_workbook(tmp_path / "untagged.xlsx", [["Sensor", "Value"], ["s1", 1.5], ["s2", 2]])
+
+    assert toolkit.ingest(tagged, db=db, specs=specs).inserted == 2
+    later = toolkit.ingest(untagged, db=db, specs=specs)
+    assert (later.total, later.inserted, later.skipped, later.failed) == (2, 1, 1, 0)

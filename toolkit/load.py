@@ -594,8 +594,11 @@ def judge(
             # DuckDB compares each row with its stored row, so only rows that differ (rare: a re-run
             # has none) come back with their stored values to be described; a re-run of a million
             # rows would otherwise fetch and compare the million stored rows in polars.
-            # unique(): without a key, several stored rows may equal a row on the columns it provides.
-            matches = con.sql(sql.stored_matches(spec, BATCH_NAME, present)).pl().unique(ROW, keep="first")
+            # Without a key, several stored rows may equal a row on the columns it provides: keep one.
+            # Counting distinct rows first is a third of the cost of unique() on a million matches.
+            matches = con.sql(sql.stored_matches(spec, BATCH_NAME, present)).pl()
+            if matches[ROW].n_unique() < matches.height:
+                matches = matches.unique(ROW, keep="first")
             same_rows = matches.filter(~pl.col("__differs"))[ROW]
             if matches["__differs"].any():
                 differing = con.sql(sql.differing_rows(spec, BATCH_NAME, present)).pl().unique(ROW, keep="first")

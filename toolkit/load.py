@@ -178,7 +178,7 @@ class Warehouse:
         """Write batches judged up front, each batch's commit overlapping the next one's insert.
 
         DuckDB spends ~2 ms committing even a small batch, on its own threads, outside the GIL:
-        while one cursor commits batch k, another inserts batch k+1 (1.6x faster at 1000 rows a
+        while one cursor commits batch k, another inserts batch k+1 (1.7x faster at 1000 rows a
         batch: benchmarks/duckdb_floor.py). Commits still happen one at a time and in order, so the committed batches
         are always the first ones, as with one transaction after another: a crash keeps a prefix.
         """
@@ -406,9 +406,9 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: pa.Table
     if not rows.num_rows:
         return
     if by_name:
-        # DuckDB finds the arrow table by its local name (a replacement scan): ~0.4 ms a batch
-        # less than a relation insert (1000 batches of 1000 rows, commits overlapped: 3.1 s ->
-        # 2.75 s, benchmarks/duckdb_floor.py). Only where no table has the name: it would be read instead.
+        # DuckDB finds the arrow table by its local name (a replacement scan): ~0.5 ms a batch
+        # less than a relation insert (1000 batches of 1000 rows, commits overlapped: 3.9 s ->
+        # 3.4 s, benchmarks/duckdb_floor.py). Only where no table has the name: it would be read instead.
         toolkit_batch_rows = rows  # noqa: F841 - read by the statement below, by this name
         con.execute(f"INSERT INTO {sql.quote(spec.table)} SELECT * FROM {_ROWS_NAME}").fetchall()
     else:
@@ -762,8 +762,8 @@ _ROW_GROUP = 122_880
 def _single_thread(con: duckdb.DuckDBPyConnection, batch_size: int) -> Iterator[None]:
     """Run small batches' statements on one DuckDB thread: for a 1000-row insert, scheduling work
     over several threads costs more (~0.5 ms a batch, measured) than it saves. Batches of two row
-    groups or more keep every thread (a million rows in one batch: 0.98 s on one, 0.84 s on two,
-    benchmarks/duckdb_floor.py)."""
+    groups or more keep every thread (a million rows in one batch: 1.40 s on one, 1.35 s on two,
+    medians of 5 in benchmarks/duckdb_floor.py; 1.00 s and 0.84 s in another run)."""
     if batch_size >= 2 * _ROW_GROUP:
         yield
         return
@@ -784,8 +784,8 @@ def _one_checkpoint(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Let a load's batches pile up in the write-ahead log, to be checkpointed into the file once.
 
     At DuckDB's 16 MiB threshold, a million loans rows in 1000-row commits checkpoint about six
-    times along the way, each rewriting the table's growing primary-key index: 1.8 s against
-    1.5 s with one checkpoint at the end (benchmarks/duckdb_floor.py). The log is as durable as
+    times along the way, each rewriting the table's growing primary-key index: 3.4 s against
+    2.8 s with one checkpoint at the end (benchmarks/duckdb_floor.py, median of 5). The log is as durable as
     the file, so a crash still keeps every committed batch; the price is memory, about 70 MB for
     those million rows, capped by the limit. The first commit after the load (the run's record)
     checkpoints, since the log is then over DuckDB's own threshold again.

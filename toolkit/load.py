@@ -788,7 +788,8 @@ def _one_checkpoint(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     2.8 s with one checkpoint at the end (benchmarks/duckdb_floor.py, median of 5). The log is as durable as
     the file, so a crash still keeps every committed batch; the price is memory, about 70 MB for
     those million rows, capped by the limit. The first commit after the load (the run's record)
-    checkpoints, since the log is then over DuckDB's own threshold again.
+    checkpoints when the log is over DuckDB's own threshold again; a smaller log waits for the
+    warehouse to close, as before.
     """
     (threshold,) = _run(con, "SELECT current_setting('checkpoint_threshold')")[0]
     _run(con, f"SET checkpoint_threshold = '{_LOAD_WAL_LIMIT}'")

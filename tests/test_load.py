@@ -421,19 +421,26 @@ def test_a_warehouse_object_named_like_the_batch_the_insert_reads_does_not_take_
     assert query(db, "SELECT customer_id FROM customers ORDER BY 1") == [(i,) for i in range(1, 6)]
 
 
+def after_each_commit(monkeypatch: pytest.MonkeyPatch, record: Callable[[Warehouse, duckdb.DuckDBPyConnection], None]) -> None:
+    """Have ``record(warehouse, cursor)`` called after each batch the load commits."""
+    commit_batch = Warehouse._commit_batch
+
+    def recording(self: Warehouse, cursor: duckdb.DuckDBPyConnection) -> None:
+        commit_batch(self, cursor)
+        record(self, cursor)
+
+    monkeypatch.setattr(Warehouse, "_commit_batch", recording)
+
+
 def test_batches_commit_in_order_each_reported_once_after_its_commit(
     workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prepared = prepare(workbook([CUSTOMER_HEADERS, *(customer(i) for i in range(1, 10))]))
-    commit_batch = Warehouse._commit_batch
     stored_at_commit: list[int] = []
     seen: list[int] = []
-
-    def counting(self: Warehouse, cursor: duckdb.DuckDBPyConnection) -> None:
-        commit_batch(self, cursor)
-        stored_at_commit.append(cursor.execute("SELECT count(*) FROM customers").fetchall()[0][0])
-
-    monkeypatch.setattr(Warehouse, "_commit_batch", counting)
+    after_each_commit(
+        monkeypatch, lambda _, cursor: stored_at_commit.append(cursor.execute("SELECT count(*) FROM customers").fetchall()[0][0])
+    )
     with Warehouse(db) as warehouse:
         warehouse.ensure_tables([prepared.validated.spec])
         warehouse.load(prepared.validated, run_id="r1", batch_size=2, on_progress=lambda p: seen.append(p.rows_done))
@@ -456,14 +463,8 @@ def test_a_load_checkpoints_once_after_its_batches_and_restores_the_threshold(
     # With a tiny threshold, DuckDB would fold the log into the file at every commit; during a
     # load the log only grows, and the first commit after it folds it in.
     prepared = prepare(workbook([CUSTOMER_HEADERS, *(customer(i) for i in range(1, 10))]))
-    commit_batch = Warehouse._commit_batch
     logged: list[int] = []
-
-    def measuring(self: Warehouse, cursor: duckdb.DuckDBPyConnection) -> None:
-        commit_batch(self, cursor)
-        logged.append(_wal_bytes(self.path))
-
-    monkeypatch.setattr(Warehouse, "_commit_batch", measuring)
+    after_each_commit(monkeypatch, lambda warehouse, _: logged.append(_wal_bytes(warehouse.path)))
     with Warehouse(db) as warehouse:
         warehouse.ensure_tables([prepared.validated.spec])
         warehouse.con.execute("SET checkpoint_threshold = '1KiB'").fetchall()

@@ -109,6 +109,34 @@ def test_without_json_a_readable_summary_is_printed(workbook: Book, tmp_path: Pa
     assert "1 rows: 1 ok (1 inserted" in result.stdout
 
 
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_reader_that_closes_stdout_early_ends_the_cli_quietly_after_the_load_and_the_report(
+    workbook: Book, tmp_path: Path, as_json: bool
+) -> None:
+    # `ingest ... --json | head -0`: the pipe's reader is gone before the first line is printed.
+    book = workbook([CUSTOMER_HEADERS, customer(1), customer(2)], name="c.xlsx")
+    env = {**os.environ, "PYTHONPATH": str(Path(toolkit.__file__).parent.parent)}
+    env.pop("TOOLKIT_DEBUG", None)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "toolkit", "ingest", str(book), "--db", "w.duckdb", "--report", "r.html"]
+            + (["--json"] if as_json else []),
+            cwd=tmp_path,
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
+    assert runs(tmp_path / "w.duckdb") == [(str(book), "completed", 2, 2)]
+    assert "c.xlsx" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
 def test_the_sample_workbooks_load_and_a_rerun_inserts_nothing(tmp_path: Path) -> None:
     paths = (DATA / "customer_data.xlsx", DATA / "loan_data.xlsx")
     first = cli(*paths, "--db", "w.duckdb", "--json", cwd=tmp_path)

@@ -25,6 +25,8 @@ from toolkit.specs import load_specs
 from toolkit.summary import IngestSummary
 
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
+#: stdout was closed before everything was printed (``| head``): 128 + SIGPIPE, as Unix tools end.
+EXIT_STDOUT_CLOSED = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; committed batches are kept, re-run to finish the load", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout stopped (``--json | head -1``): not a bug, and the work is done by
+        # the time anything is printed. Quietly, as Unix tools do; stdout goes to /dev/null so
+        # the interpreter's own flush at exit does not fail on it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_STDOUT_CLOSED
     except Exception as exc:  # the CLI never shows a traceback unless asked to
         if os.environ.get("TOOLKIT_DEBUG"):
             raise
@@ -178,13 +186,12 @@ def _ingest(args: argparse.Namespace) -> int:
         max_cells=args.max_cells,
         max_uncompressed_bytes=args.max_unpacked_mb * 1024**2,
     )
-    code = _print_outcomes(outcomes, as_json=args.json)
     summaries = [o for o in outcomes if isinstance(o, IngestSummary)]
-    if args.report and summaries:
+    if args.report and summaries:  # before printing: a reader that stops early does not cost the report
         from toolkit.report import summary_html
 
         args.report.write_text(summary_html(summaries, specs=specs), encoding="utf-8")
-    return code
+    return _print_outcomes(outcomes, as_json=args.json)
 
 
 def _print_outcomes(outcomes: Sequence[IngestSummary | ToolkitError], *, as_json: bool) -> int:

@@ -144,7 +144,7 @@ class Warehouse:
         whole = (
             _judge_whole_file(self.con, spec, rows, validated.headers, batch_size, order) if _judge_once(on_conflict) else None
         )
-        with _single_thread(self.con, batch_size), _one_checkpoint(self.con):
+        with _single_thread(self.con, batch_size), _setting(self.con, "checkpoint_threshold", LOAD_WAL_LIMIT):
             if whole is not None:
                 self._load_judged(
                     validated, whole, rows, tally, run_id=run_id, batch_size=batch_size, by_name=by_name, should_stop=should_stop
@@ -758,45 +758,34 @@ def _shown(column: str) -> pl.Expr:
 _ROW_GROUP = 122_880
 
 
-@contextlib.contextmanager
-def _single_thread(con: duckdb.DuckDBPyConnection, batch_size: int) -> Iterator[None]:
+def _single_thread(con: duckdb.DuckDBPyConnection, batch_size: int) -> contextlib.AbstractContextManager[None]:
     """Run small batches' statements on one DuckDB thread: for a 1000-row insert, scheduling work
     over several threads costs more (~0.5 ms a batch, measured) than it saves. Batches of two row
     groups or more keep every thread (a million rows in one batch: 1.40 s on one, 1.35 s on two,
     medians of 5 in benchmarks/duckdb_floor.py; 1.00 s and 0.84 s in another run)."""
-    if batch_size >= 2 * _ROW_GROUP:
-        yield
-        return
-    (threads,) = _run(con, "SELECT current_setting('threads')")[0]
-    _run(con, "SET threads = 1")
-    try:
-        yield
-    finally:
-        _run(con, f"SET threads = {int(threads)}")
+    return contextlib.nullcontext() if batch_size >= 2 * _ROW_GROUP else _setting(con, "threads", "1")
 
 
-#: The write-ahead log a load may grow before DuckDB folds it into the file (DuckDB's default: 16 MiB).
-_LOAD_WAL_LIMIT = "256MiB"
+#: The write-ahead log a load's batches may pile up before DuckDB folds it into the file (its
+#: ``checkpoint_threshold``; DuckDB's default is 16 MiB). At 16 MiB, a million loans rows in
+#: 1000-row commits checkpoint about six times along the way, each rewriting the table's growing
+#: primary-key index: 3.4 s against 2.8 s with one checkpoint at the end (benchmarks/duckdb_floor.py,
+#: median of 5). The log is as durable as the file, so a crash still keeps every committed batch;
+#: the price is memory, about 70 MB for those million rows (one run of the floor), capped by the
+#: limit. The first commit after the load (the run's record) checkpoints when the log is over
+#: DuckDB's own threshold again; a smaller log waits for the warehouse to close, as before.
+LOAD_WAL_LIMIT = "256MiB"
 
 
 @contextlib.contextmanager
-def _one_checkpoint(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Let a load's batches pile up in the write-ahead log, to be checkpointed into the file once.
-
-    At DuckDB's 16 MiB threshold, a million loans rows in 1000-row commits checkpoint about six
-    times along the way, each rewriting the table's growing primary-key index: 3.4 s against
-    2.8 s with one checkpoint at the end (benchmarks/duckdb_floor.py, median of 5). The log is as durable as
-    the file, so a crash still keeps every committed batch; the price is memory, about 70 MB for
-    those million rows, capped by the limit. The first commit after the load (the run's record)
-    checkpoints when the log is over DuckDB's own threshold again; a smaller log waits for the
-    warehouse to close, as before.
-    """
-    (threshold,) = _run(con, "SELECT current_setting('checkpoint_threshold')")[0]
-    _run(con, f"SET checkpoint_threshold = '{_LOAD_WAL_LIMIT}'")
+def _setting(con: duckdb.DuckDBPyConnection, name: str, value: str) -> Iterator[None]:
+    """DuckDB's setting ``name`` at ``value`` for the block, then back at what it was, also when the block fails."""
+    (before,) = _run(con, f"SELECT current_setting('{name}')")[0]
+    _run(con, f"SET {name} = '{value}'")
     try:
         yield
     finally:
-        _run(con, f"SET checkpoint_threshold = '{threshold}'")
+        _run(con, f"SET {name} = '{before}'")
 
 
 def _name_taken(con: duckdb.DuckDBPyConnection, name: str) -> bool:

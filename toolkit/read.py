@@ -322,11 +322,9 @@ def _text_rows(sheet: Sheet, header_row: int) -> Grid:
     """The rows below the header from the text read: the fallback when the typed read cannot be trusted."""
     # open_sheet has checked the file (with the caller's caps): not again, with the defaults.
     grid = sheet.head if sheet.whole else _read_text(sheet.path, sheet.name, None)
-    below = grid.below(header_row)
     # Here every number is text: all of them are looked at, so both reads give a number one text.
     cells = _exact_numbers(sheet.path, grid.sheet, grid.cells, header_row=None, every_number=True)
-    cells = cells.filter(pl.col(ROW) > header_row)
-    return dataclasses.replace(below, cells=cells)
+    return dataclasses.replace(grid, cells=cells).below(header_row)
 
 
 _MAYBE_ROUNDED = r"^-?\d+\.\d{9}$|^-?0$"  # what fastexcel shows of a number it rounded

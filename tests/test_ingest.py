@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import logging
 import random
@@ -104,6 +105,17 @@ def test_a_duration_cell_in_a_date_column_is_rejected_never_taken_for_a_day_of_1
     assert [e["message"] for e in summary.errors] == [
         f"Date of Approval: '{shown}' is not a date (expected a date cell or YYYY-MM-DD text)"
     ]
+
+
+def test_prepare_hashes_the_file_unless_given_its_hash(workbook: Book, monkeypatch: pytest.MonkeyPatch) -> None:
+    book = workbook([CUSTOMER_HEADERS, customer(1)])
+    assert toolkit.prepare(book).sha256 == hashlib.sha256(book.read_bytes()).hexdigest()
+
+    def hashing(path: Path) -> str:
+        raise AssertionError("hashed again: the caller gave the hash")
+
+    monkeypatch.setattr(ingest_module, "file_sha256", hashing)
+    assert toolkit.prepare(book, sha256="given").sha256 == "given"
 
 
 def test_a_loan_of_a_customer_rejected_earlier_in_the_same_command_is_rejected(workbook: Book, db: Path) -> None:

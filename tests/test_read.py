@@ -25,6 +25,7 @@ from toolkit.errors import SheetError, UnreadableFileError
 from toolkit.match import map_sheet
 from toolkit.read import (
     ROW,
+    Background,
     _duration_text,
     _reader_boundary,
     as_text,
@@ -474,6 +475,24 @@ def test_a_fall_back_the_type_guess_forces_does_not_wait_for_the_boolean_scan(
     assert read_rows(sheet, header_row=1).cells.rows() == [(2, "1.5"), (3, "#NAME?")]
     assert not finished.is_set()
     release.set()
+
+
+def test_work_in_the_background_gives_its_value_or_raises_its_error_when_asked() -> None:
+    def fail() -> None:
+        raise UnreadableFileError("x.xlsx: cannot read the file")
+
+    assert Background(lambda a, b: a + b, 2, 3, name="adding").result() == 5
+    with pytest.raises(UnreadableFileError, match="cannot read the file"):
+        Background(fail, name="failing").result()
+
+
+def test_work_in_the_background_holds_no_one_back_who_does_not_ask_for_it() -> None:
+    release = threading.Event()
+    started = Background(release.wait, 5, name="waiting")  # a daemon thread: exit does not wait either
+
+    assert started._thread.daemon and started._thread.is_alive()
+    release.set()
+    assert started.result() is True
 
 
 def test_a_head_that_disagrees_with_fastexcel_falls_back_to_the_text_read(workbook: Workbook) -> None:

@@ -7,7 +7,6 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from toolkit.errors import SchemaChangeError, ToolkitError, WarehouseBusyError, 
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES
 from toolkit.load import Progress, Warehouse, classify
 from toolkit.match import HEADER_SEARCH_ROWS, MappedSheet, map_sheet, match_header
-from toolkit.read import Grid, file_sha256, open_sheet, quick_head
+from toolkit.read import Background, Grid, file_sha256, open_sheet, quick_head
 from toolkit.specs import TableSpec, load_order, load_specs
 from toolkit.summary import IngestSummary
 from toolkit.validate import ERROR_SCHEMA, ROW, Validated, rejected_frame, validate
@@ -77,7 +76,7 @@ def prepare(
     specs = specs if specs is not None else load_specs()
     # The hash needs nothing from the read: it runs on a thread while fastexcel parses (which
     # lets go of the GIL), instead of after (~40 ms for a 55 MB workbook).
-    hashing = _on_a_thread(file_sha256, path) if sha256 is None else None
+    hashing = Background(file_sha256, path, name="toolkit-hash") if sha256 is None else None
     opened = open_sheet(
         path,
         sheet=sheet,
@@ -91,14 +90,6 @@ def prepare(
     digest = hashing.result() if hashing is not None else sha256
     assert digest is not None
     return Prepared(path, mapped, validated, digest, opened.name, _header_order(opened.head, mapped))
-
-
-def _on_a_thread(work: Callable[[Path], str], path: Path) -> Future[str]:
-    """``work(path)`` started on a thread of its own; a caller that fails first need not wait for it."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="toolkit-hash")
-    future = pool.submit(work, path)
-    pool.shutdown(wait=False)  # its one thread ends with the work
-    return future
 
 
 def _header_order(grid: Grid, mapped: MappedSheet) -> tuple[str, ...]:

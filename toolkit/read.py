@@ -31,9 +31,10 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar, cast
 
 import fastexcel
 import polars as pl
@@ -44,6 +45,7 @@ from toolkit.errors import SheetError, UnreadableFileError
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES, refuse_oversized
 
 ROW = "__row"
+T = TypeVar("T")
 EXCEL_ERRORS = {
     "Div0": "#DIV/0!",
     "NA": "#N/A",
@@ -253,7 +255,8 @@ def _head_grid(path: Path, name: str, head: xlsx.Head) -> Grid:
 def read_rows(sheet: Sheet, *, header_row: int) -> Grid:
     """The rows below ``header_row`` (an Excel row number), typed where a column holds one kind of
     cell, as text where it mixes kinds; cells the typing would hide come back as their text."""
-    scan = _BooleanScan(sheet.path, sheet.part) if sheet.part else None
+    # The XML scan for boolean cells runs beside fastexcel's parse of the same sheet.
+    scan = Background(xlsx.boolean_cells, str(sheet.path), sheet.part, name="toolkit-boolean-scan") if sheet.part else None
     with _reader_boundary(sheet.path):
         reader = _open(sheet.path)
         try:
@@ -290,20 +293,28 @@ def read_rows(sheet: Sheet, *, header_row: int) -> Grid:
     return Grid(path=sheet.path, sheet=sheet.name, cells=frame, cell_errors=cell_errors)
 
 
-class _BooleanScan:
-    """Scans an .xlsx sheet's XML for boolean cells on a thread, while fastexcel parses it."""
+class Background(Generic[T]):
+    """``work(*args)`` on a daemon thread of its own, to run while fastexcel parses a sheet (which
+    lets go of the GIL). ``result()`` waits for it and gives its value, or raises what it raised;
+    a caller that fails first need not wait for it, nor does the interpreter at exit."""
 
-    def __init__(self, path: Path, part: str) -> None:
-        self._found: dict[str, list[int]] | None = None
-        self._thread = threading.Thread(target=self._run, args=(str(path), part), name="toolkit-boolean-scan", daemon=True)
+    def __init__(self, work: Callable[..., T], *args: Any, name: str) -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work, args), name=name, daemon=True)
         self._thread.start()
 
-    def _run(self, path: str, part: str) -> None:
-        self._found = xlsx.boolean_cells(path, part)
+    def _run(self, work: Callable[..., T], args: tuple[Any, ...]) -> None:
+        try:
+            self._value = work(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result
+            self._error = exc
 
-    def result(self) -> dict[str, list[int]] | None:
+    def result(self) -> T:
         self._thread.join()
-        return self._found
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)
 
 
 def _text_booleans(sheet: Sheet) -> dict[str, list[int]]:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from xml.etree import ElementTree
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -263,25 +264,13 @@ def _text_runs(si: ElementTree.Element) -> Iterator[ElementTree.Element]:
 def boolean_cells(path: str, part: str) -> dict[str, list[int]] | None:
     """Letter -> Excel rows of the sheet's boolean cells, or None if a cell's place is unclear."""
     found: dict[str, list[int]] = {}
-    tail = b""
     try:
         with zipfile.ZipFile(path) as archive, archive.open(part) as stream:
-            while True:
-                chunk = stream.read(_CHUNK)
-                if not chunk:
-                    break
-                window = tail + chunk
-                for mark in _BOOL_MARKS:
-                    start = window.find(mark)
-                    while start != -1:
-                        # Only marks wholly past the overlap: those in it were seen in the last window.
-                        if start + len(mark) > len(tail):
-                            place = _owning_cell(window, start)
-                            if place is None:
-                                return None
-                            found.setdefault(place[0], []).append(place[1])
-                        start = window.find(mark, start + 1)
-                tail = window[-512:]
+            for window, at in _marked_places(stream, _BOOL_MARKS, back=_TAG_BYTES, ahead=_TAG_BYTES):
+                place = _owning_cell(window, at)
+                if place is None:
+                    return None
+                found.setdefault(place[0], []).append(place[1])
     except (KeyError, OSError, zipfile.BadZipFile, ValueError, EOFError):
         return None
     return found
@@ -303,29 +292,42 @@ def duration_cells(path: str, sheet: str) -> dict[tuple[int, str], float] | None
                 return None
             marks = [m for style in sorted(styles) for m in (b' s="%d"' % style, b" s='%d'" % style)]
             with archive.open(part) as stream:
-                carry, fresh = b"", 0  # fresh: where the marks not looked at yet begin in the window
-                while True:
-                    chunk = stream.read(_CHUNK)
-                    window, final = carry + chunk, not chunk
-                    # A mark in the last _CARRY bytes waits for the next window, where its cell is whole.
-                    settled = len(window) if final else max(fresh, len(window) - _CARRY)
-                    for mark in marks:
-                        at = window.find(mark, fresh)
-                        while at != -1 and at < settled:
-                            cell = _duration_cell(window, at)
-                            if cell is _INCOMPLETE or cell is _UNCLEAR:
-                                return None  # a cell longer than the overlap, or without its place
-                            if isinstance(cell, tuple):
-                                found[cell[0]] = cell[1]
-                            at = window.find(mark, at + 1)
-                    if final:
-                        return found
-                    keep = max(0, settled - _BACK)  # the waiting marks, with their cells' openings
-                    carry, fresh = window[keep:], settled - keep
+                # A whole cell, up to _CARRY bytes, follows each mark: its value is read too.
+                for window, at in _marked_places(stream, marks, back=_BACK, ahead=_CARRY):
+                    cell = _duration_cell(window, at)
+                    if cell is _INCOMPLETE or cell is _UNCLEAR:
+                        return None  # a cell longer than the overlap, or without its place
+                    if isinstance(cell, tuple):
+                        found[cell[0]] = cell[1]
+        return found
     except (KeyError, OSError, zipfile.BadZipFile, ValueError, EOFError):
         return None
 
 
+def _marked_places(stream: IO[bytes], marks: Sequence[bytes], *, back: int, ahead: int) -> Iterator[tuple[bytes, int]]:
+    """(window, index in it) of each place in ``stream`` where one of ``marks`` starts, each once.
+
+    The stream is read in _CHUNK pieces; the window around a place holds the ``back`` bytes before
+    it and the ``ahead`` bytes after it, as far as the stream has them: a place in the last
+    ``ahead`` bytes read so far waits for the next window, which keeps ``back`` bytes before it.
+    """
+    carry, fresh = b"", 0  # fresh: where the places not looked at yet begin in the window
+    while True:
+        chunk = stream.read(_CHUNK)
+        window, final = carry + chunk, not chunk
+        settled = len(window) if final else max(fresh, len(window) - ahead)
+        for mark in marks:
+            at = window.find(mark, fresh)
+            while at != -1 and at < settled:
+                yield window, at
+                at = window.find(mark, at + 1)
+        if final:
+            return
+        keep = max(0, settled - back)
+        carry, fresh = window[keep:], settled - keep
+
+
+_TAG_BYTES = 512  # around a boolean mark: its cell's tag (_owning_cell looks 400 bytes back)
 _CARRY = 64 * 1024
 _BACK = 4 * 1024
 _MAX_DAYS = 1e9  # in milliseconds, far inside 64 bits

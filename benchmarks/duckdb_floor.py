@@ -24,12 +24,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from benchmarks import workbooks
+from toolkit import schema
+from toolkit.load import LOAD_WAL_LIMIT
+from toolkit.specs import builtin_specs
+
 ROWS = 1_000_000
-TABLE = """CREATE TABLE loans (
-  customer_id BIGINT, loan_id BIGINT, loan_amount DOUBLE NOT NULL, tenure INTEGER NOT NULL,
-  interest_rate DOUBLE NOT NULL, monthly_repayment DOUBLE NOT NULL, emis_paid_on_time INTEGER NOT NULL,
-  start_date DATE NOT NULL, end_date DATE NOT NULL, _run_id VARCHAR NOT NULL, _source_row BIGINT NOT NULL,
-  PRIMARY KEY (customer_id, loan_id))"""
 
 
 def rows() -> pa.Table:
@@ -37,14 +37,15 @@ def rows() -> pa.Table:
     random amounts, tenures and dates. Constant columns would understate DuckDB's work: they
     compress to nothing, and the key index costs more on spread-out keys."""
     rng = np.random.default_rng(1)
-    tenure = rng.choice(np.array([6, 12, 24, 36, 48, 60, 84, 120], dtype=np.int32), ROWS)
-    amount = rng.integers(10, 2001, ROWS) * 1000.0
-    rate = np.round(rng.uniform(6.0, 18.0, ROWS), 2)
-    start = np.datetime64("2012-01-01") + rng.integers(0, 3651, ROWS).astype("timedelta64[D]")
+    tenure = rng.choice(np.array(workbooks.TENURES, dtype=np.int32), ROWS)
+    low, high = workbooks.AMOUNT_THOUSANDS
+    amount = rng.integers(low, high + 1, ROWS) * 1000.0
+    rate = np.round(rng.uniform(*workbooks.RATES, ROWS), 2)
+    start = np.datetime64(workbooks.EPOCH.date()) + rng.integers(0, workbooks.START_DAYS + 1, ROWS).astype("timedelta64[D]")
     i = pl.int_range(ROWS, dtype=pl.Int64, eager=True)
     return pl.DataFrame(
         {
-            "customer_id": pl.Series(rng.integers(1, 10_001, ROWS), dtype=pl.Int64),
+            "customer_id": pl.Series(rng.integers(1, workbooks.N_CUSTOMERS + 1, ROWS), dtype=pl.Int64),
             "loan_id": i + 1,
             "loan_amount": amount,
             "tenure": tenure,
@@ -96,7 +97,7 @@ CASES: dict[str, tuple[Callable[..., None], int, Callable[..., None], int, str |
     "1000-row batches, one commit after another (relation insert)": (serial, 1000, _relation, 1, None),
     "1000-row batches, commit overlapping the next insert (relation insert)": (overlapped, 1000, _relation, 1, None),
     "1000-row batches, commit overlapping the next insert (insert by name)": (overlapped, 1000, _by_name, 1, None),
-    "1000-row batches, overlapping, by name, one checkpoint at the end": (overlapped, 1000, _by_name, 1, "256MiB"),
+    "1000-row batches, overlapping, by name, one checkpoint at the end": (overlapped, 1000, _by_name, 1, LOAD_WAL_LIMIT),
     "the whole million in one batch, one DuckDB thread": (serial, ROWS, _relation, 1, None),
     "the whole million in one batch, two DuckDB threads": (serial, ROWS, _relation, 2, None),
 }
@@ -108,7 +109,9 @@ def run_case(table: pa.Table, name: str, folder: Path) -> float:
     for leftover in (db, db.with_suffix(".duckdb.wal")):
         leftover.unlink(missing_ok=True)
     con = duckdb.connect(str(db))
-    con.execute(TABLE).fetchall()
+    schema.apply(con, builtin_specs()["loans"])  # the table the toolkit makes: its types, its key
+    columns = list(schema.existing_columns(con, "loans"))
+    assert table.column_names == columns, f"the rows' columns {table.column_names} are not the table's {columns}"
     con.execute(f"SET threads = {threads}").fetchall()
     if wal_limit is not None:  # as toolkit.load does for a load's batches
         con.execute(f"SET checkpoint_threshold = '{wal_limit}'").fetchall()

@@ -2,8 +2,8 @@
 
 Each workbook has the reference loans headers (9 columns, real Excel dates) and one defective row
 in a thousand (a missing Tenure, text in Loan Amount, an End Date before its start, more EMIs paid
-than the tenure), so the rejection path is part of what is measured. A file of fewer than 4000 rows
-(the start-up's) has one of each kind in its last rows: it takes the same code paths as the
+than the tenure), so the rejection path is part of what is measured. A file too small to cycle through the
+kinds (the start-up's) has one of each in its last rows: it takes the same code paths as the
 larger files (a text cell in a number column, the rejects written), so the start-up that the
 per-row cost subtracts holds the fixed cost of those paths too. Loan IDs are unique across
 the parts of a multi-file set; Customer IDs are drawn from 1..N_CUSTOMERS, which the template
@@ -35,7 +35,14 @@ HEADERS = [
 ]
 #: Bump when the generator changes, so cached files are rebuilt.
 VERSION = 2
-_EPOCH = dt.datetime(2012, 1, 1)
+#: How the loans' values are drawn (benchmarks/duckdb_floor.py draws its rows the same way).
+EPOCH = dt.datetime(2012, 1, 1)  # approval dates fall in the START_DAYS days from here
+START_DAYS = 3650
+TENURES = (6, 12, 24, 36, 48, 60, 84, 120)  # months; a loan ends 30 days a month after its approval
+AMOUNT_THOUSANDS = (10, 2000)
+RATES = (6.0, 18.0)
+#: One defective row in DEFECT_EVERY, cycling through the DEFECT_KINDS kinds.
+DEFECT_EVERY, DEFECT_KINDS = 1000, 4
 
 
 def workbook(rows: int, part: int = 0) -> Path:
@@ -56,10 +63,10 @@ def _write(path: Path, rows: int, part: int) -> None:
     sheet = book.add_worksheet("Sheet1")
     sheet.write_row(0, 0, HEADERS)
     for i in range(rows):
-        amount = rng.randint(10, 2000) * 1000
-        tenure = rng.choice((6, 12, 24, 36, 48, 60, 84, 120))
-        rate = round(rng.uniform(6.0, 18.0), 2)
-        start = _EPOCH + dt.timedelta(days=rng.randint(0, 3650))
+        amount = rng.randint(*AMOUNT_THOUSANDS) * 1000
+        tenure = rng.choice(TENURES)
+        rate = round(rng.uniform(*RATES), 2)
+        start = EPOCH + dt.timedelta(days=rng.randint(0, START_DAYS))
         end = start + dt.timedelta(days=30 * tenure)
         values: list[object] = [
             rng.randint(1, N_CUSTOMERS),
@@ -98,9 +105,9 @@ def _write(path: Path, rows: int, part: int) -> None:
 def _defect(i: int, rows: int) -> int | None:
     """The kind of defect row ``i`` has (0 to 3), or None: one row in a thousand, cycling through
     the four kinds; a file too small to cycle through them has one of each in its last rows."""
-    if rows < 4 * 1000:
-        return i - (rows - 4) if i >= rows - 4 else None
-    return (i // 1000) % 4 if i % 1000 == 999 else None
+    if rows < DEFECT_KINDS * DEFECT_EVERY:
+        return i - (rows - DEFECT_KINDS) if i >= rows - DEFECT_KINDS else None
+    return (i // DEFECT_EVERY) % DEFECT_KINDS if i % DEFECT_EVERY == DEFECT_EVERY - 1 else None
 
 
 def template_warehouse() -> Path:

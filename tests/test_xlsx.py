@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,6 +161,107 @@ def test_a_boolean_cell_without_a_reference_makes_the_scan_give_up(tmp_path: Pat
         archive.writestr("xl/worksheets/sheet1.xml", sheet)
 
     assert xlsx.boolean_cells(str(path), "xl/worksheets/sheet1.xml") is None
+
+
+_SHEET = "xl/worksheets/sheet1.xml"
+
+
+def _boolean_sheet(rows: int, *, quote: str = '"') -> bytes:
+    """Column A: a boolean cell per row (its type attribute in ``quote``s); B: text full of b's."""
+    cells = "".join(
+        f'<row r="{r}"><c r="A{r}" t={quote}b{quote}><v>1</v></c>'
+        f'<c r="B{r}" t="inlineStr"><is><t>a big bob {r}</t></is></c></row>'
+        for r in range(1, rows + 1)
+    )
+    return f"<worksheet><sheetData>{cells}</sheetData></worksheet>".encode()
+
+
+def _sheet_archive(path: Path, sheet: bytes, *, compression: int = zipfile.ZIP_DEFLATED, before: bytes = b"") -> Path:
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        archive.writestr(_SHEET, sheet)
+    if before:  # bytes before the archive, as a self-extracting archive has: offsets move
+        path.write_bytes(before + path.read_bytes())
+    return path
+
+
+@pytest.fixture(params=["isal", "zlib"])
+def inflate(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The scans inflate with ISA-L, or with zlib where isal has no wheel: both are tested."""
+    if request.param == "zlib":
+        monkeypatch.setattr(xlsx, "_inflate", zlib)
+    else:
+        assert xlsx._inflate.__name__ == "isal.isal_zlib"
+    return str(request.param)
+
+
+@pytest.mark.parametrize("piece", [97, 4 * 1024 * 1024])
+@pytest.mark.parametrize(
+    "compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2], ids=["stored", "deflated", "bzip2"]
+)
+def test_a_member_streams_the_bytes_zipfile_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inflate: str, compression: int, piece: int
+) -> None:
+    path = _sheet_archive(tmp_path / "book.xlsx", _boolean_sheet(2000), compression=compression)
+    monkeypatch.setattr(xlsx, "_RAW_CHUNK", 101)  # tails left over in almost every piece
+
+    with zipfile.ZipFile(path) as archive, xlsx.open_member(archive, _SHEET) as stream:
+        pieces = list(iter(lambda: stream.read(piece), b""))
+        expected = archive.read(_SHEET)
+
+    assert b"".join(pieces) == expected
+    assert all(0 < len(p) <= piece for p in pieces)
+
+
+def test_boolean_cells_are_found_in_an_archive_after_other_bytes(tmp_path: Path, inflate: str) -> None:
+    path = _sheet_archive(tmp_path / "sfx.xlsx", _boolean_sheet(50), before=b"MZ" + bytes(4000))
+
+    assert xlsx.boolean_cells(str(path), _SHEET) == {"A": list(range(1, 51))}
+
+
+@pytest.mark.parametrize("hits", [1, 3, 4096], ids=lambda n: f"{n} anchor hits a window")
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_boolean_marks_among_many_bs_are_each_found_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hits: int, quote: str
+) -> None:
+    # Each row's text has four b's, each an anchor hit that is no mark: the search for the marks
+    # themselves takes over in every window once the hits allowed are used up.
+    path = _sheet_archive(tmp_path / "bs.xlsx", _boolean_sheet(300, quote=quote))
+    monkeypatch.setattr(xlsx, "_ANCHOR_HITS", hits)
+    monkeypatch.setattr(xlsx, "_CHUNK", 997)
+
+    assert xlsx.boolean_cells(str(path), _SHEET) == {"A": list(range(1, 301))}
+
+
+def test_a_member_whose_bytes_do_not_match_its_crc_makes_the_scan_give_up(tmp_path: Path, inflate: str) -> None:
+    path = _sheet_archive(tmp_path / "crc.xlsx", _boolean_sheet(20), compression=zipfile.ZIP_STORED)
+    path.write_bytes(path.read_bytes().replace(b"a big bob 7<", b"a big bib 7<"))  # same size, other bytes
+
+    assert xlsx.boolean_cells(str(path), _SHEET) is None
+
+
+def test_corrupt_deflated_data_makes_the_scan_give_up(tmp_path: Path, inflate: str) -> None:
+    path = _sheet_archive(tmp_path / "corrupt.xlsx", _boolean_sheet(2000))
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(_SHEET)
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(_SHEET.encode()) + info.compress_size // 3
+    data[start : start + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+
+    assert xlsx.boolean_cells(str(path), _SHEET) is None
+
+
+def test_an_archive_ending_inside_the_member_is_an_error(tmp_path: Path, inflate: str) -> None:
+    path = _sheet_archive(tmp_path / "whole.xlsx", _boolean_sheet(2000))
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(_SHEET)
+    cut = tmp_path / "cut.xlsx"
+    cut.write_bytes(path.read_bytes()[: info.header_offset + info.compress_size // 2])
+
+    # The directory of the whole file, the bytes of the cut one.
+    with pytest.raises(EOFError, match="the archive ends inside the member"), xlsx._Inflating(str(cut), info) as stream:
+        while stream.read(4096):
+            pass
 
 
 def _durations_book(path: Path, rows: int = 3, *, constant_memory: bool = False) -> Path:

@@ -45,6 +45,23 @@ def test_workers_read_at_a_lower_priority_than_the_writer() -> None:
     assert found == min(os.nice(0) + 10, 19)
 
 
+def blas_threads() -> str | None:
+    return os.environ.get("OPENBLAS_NUM_THREADS")
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(None, "1"), ("4", "4")], ids=["unset: one", "set: kept"])
+def test_workers_start_no_blas_thread_pool_unless_told_to(monkeypatch: pytest.MonkeyPatch, ours: str | None, theirs: str) -> None:
+    if ours is None:
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", ours)
+
+    with Pool(1, blas_threads) as pool:
+        [(_, found)] = pool.run([("job", ())])
+
+    assert found == theirs
+
+
 def test_every_job_comes_back_with_its_index() -> None:
     with Pool(2, square) as pool:
         results = dict(pool.run([(f"job {n}", (n,)) for n in range(10)]))

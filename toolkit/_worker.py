@@ -10,7 +10,9 @@ import os
 # on. In one-off profiles (the README's Performance section), two readers at equal priority on
 # two cores slowed the writer's 1000-row loads to a third of their speed; niced, the writer kept
 # its speed and the readers took what was left (8 files of 100k rows: 6.9 s -> 5.6 s). Set before
-# anything else is imported, so every thread the reader starts later inherits it.
+# the reader's work: fastexcel parses on this thread, and the threads a read starts inherit it. (The
+# package's imports, which Python runs before this module, start only idle ones: jemalloc's, polars'
+# cleaner.)
 READER_NICENESS = 10
 if hasattr(os, "nice"):  # POSIX; elsewhere readers keep the writer's priority
     os.nice(READER_NICENESS)

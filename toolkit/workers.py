@@ -11,6 +11,7 @@ gets an error of its own; the other workers carry on.
 
 from __future__ import annotations
 
+import os
 import pickle
 import queue
 import selectors
@@ -75,7 +76,12 @@ class Pool:
     @staticmethod
     def _start() -> _Worker:
         command = [sys.executable, "-m", "toolkit._worker"]
-        return _Worker(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+        # A reader does no linear algebra, but numpy (pyarrow imports it) starts OpenBLAS's thread
+        # pool, whose threads spin for ~0.1 CPU-second after the import (one-off timing): CPU the
+        # writer and the other readers need. With one BLAS thread there is no pool. A value the
+        # caller set is kept.
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
+        return _Worker(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env))
 
     def __enter__(self) -> Pool:
         return self

@@ -773,8 +773,9 @@ def _single_thread(con: duckdb.DuckDBPyConnection, batch_size: int) -> contextli
 #: median of 5; on a faster day 2.09 s against 1.75 s, and once no difference: what the checkpoints cost
 #: follows what writing the file costs at the time). The log is as durable as the file, so a crash
 #: still keeps every committed batch; the price is memory, about 70 MB for those million rows (one run
-#: of the floor), capped by the limit. The first commit after the load (the run's record) checkpoints when the log is over
-#: DuckDB's own threshold again; a smaller log waits for the warehouse to close, as before.
+#: of the floor), capped by the limit. The first commit after the load (the run's record)
+#: checkpoints when the log is over DuckDB's own threshold again; a smaller log waits for the
+#: warehouse to close, as before.
 LOAD_WAL_LIMIT = "256MiB"
 
 

@@ -80,7 +80,8 @@ class Pool:
         # pool, whose threads spin for ~0.1 CPU-second after the import (one-off timing): CPU the
         # writer and the other readers need. With one BLAS thread there is no pool. A value the
         # caller set is kept.
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
+        env = os.environ.copy()
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
         return _Worker(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env))
 
     def __enter__(self) -> Pool:

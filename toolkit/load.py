@@ -178,9 +178,10 @@ class Warehouse:
         """Write batches judged up front, each batch's commit overlapping the next one's insert.
 
         DuckDB spends ~2 ms committing even a small batch, on its own threads, outside the GIL:
-        while one cursor commits batch k, another inserts batch k+1 (1.7x faster at 1000 rows a
-        batch: benchmarks/duckdb_floor.py). Commits still happen one at a time and in order, so the committed batches
-        are always the first ones, as with one transaction after another: a crash keeps a prefix.
+        while one cursor commits batch k, another inserts batch k+1 (1.4x to 1.7x faster at 1000
+        rows a batch in three runs of benchmarks/duckdb_floor.py). Commits still happen one at a
+        time and in order, so the committed batches are always the first ones, as with one
+        transaction after another: a crash keeps a prefix.
         """
         spec = validated.spec
         cursors = (self.con, self.con.cursor())
@@ -406,9 +407,10 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: pa.Table
     if not rows.num_rows:
         return
     if by_name:
-        # DuckDB finds the arrow table by its local name (a replacement scan): ~0.5 ms a batch
-        # less than a relation insert (1000 batches of 1000 rows, commits overlapped: 3.9 s ->
-        # 3.4 s, benchmarks/duckdb_floor.py). Only where no table has the name: it would be read instead.
+        # DuckDB finds the arrow table by its local name (a replacement scan): 0.3 to 0.5 ms a
+        # batch less than a relation insert (1000 batches of 1000 rows, commits overlapped: 3.9 s
+        # -> 3.4 s, 2.45 -> 2.13 s and 2.63 -> 2.09 s in three runs of benchmarks/duckdb_floor.py).
+        # Only where no table has the name: it would be read instead.
         toolkit_batch_rows = rows  # noqa: F841 - read by the statement below, by this name
         con.execute(f"INSERT INTO {sql.quote(spec.table)} SELECT * FROM {_ROWS_NAME}").fetchall()
     else:

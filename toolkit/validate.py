@@ -65,7 +65,8 @@ def validate(sheet: MappedSheet) -> Validated:
     passed = pl.all_horizontal(flags) if flags else pl.lit(True)
     errors = [_failures(judged.filter(~passed), checks, flags, headers, dtypes)]
 
-    # Select, then filter: only the columns kept are copied (twice as fast on a million rows).
+    # Lazily, so polars selects the kept columns before it filters: only those are copied
+    # (15 -> 8 ms on a million rows, one-off).
     good = judged.lazy().filter(passed).select(ROW, *spec.names).collect()
     identity = spec.key or tuple(present)
     good, duplicates, key_errors = _settle_shared_values(good, identity, present, headers, spec)

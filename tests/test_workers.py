@@ -38,11 +38,12 @@ def niceness() -> int:
 
 
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="process priorities are POSIX")
-def test_workers_read_at_a_lower_priority_than_the_writer() -> None:
-    with Pool(1, niceness) as pool:
+@pytest.mark.parametrize(("niced", "added"), [(True, 10), (False, 0)], ids=["readers: lower", "a helper: the same"])
+def test_workers_read_at_a_lower_priority_than_the_writer_unless_told_not_to(niced: bool, added: int) -> None:
+    with Pool(1, niceness, niced=niced) as pool:
         [(_, found)] = pool.run([("job", ())])
 
-    assert found == min(os.nice(0) + 10, 19)
+    assert found == min(os.nice(0) + added, 19)
 
 
 def blas_threads() -> str | None:

@@ -13,8 +13,12 @@ import os
 # the reader's work: fastexcel parses on this thread, and the threads a read starts inherit it. (The
 # package's imports, which Python runs before this module, start only idle ones: jemalloc's, polars'
 # cleaner.)
+# A helper reading half of one large sheet (toolkit.read) is what its caller waits on: it keeps
+# the caller's priority (``--keep-priority``).
+import sys
+
 READER_NICENESS = 10
-if hasattr(os, "nice"):  # POSIX; elsewhere readers keep the writer's priority
+if hasattr(os, "nice") and "--keep-priority" not in sys.argv[1:]:  # POSIX; elsewhere readers keep the writer's priority
     os.nice(READER_NICENESS)
 
 from toolkit.workers import serve  # noqa: E402 - after the priority is set

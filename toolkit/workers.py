@@ -69,13 +69,14 @@ class _Worker:
 class Pool:
     """``size`` worker processes running ``function(*args)`` jobs; results come back as ready."""
 
-    def __init__(self, size: int, function: Callable[..., object]) -> None:
+    def __init__(self, size: int, function: Callable[..., object], *, niced: bool = True) -> None:
+        """``niced``: workers run at a lower priority than the caller (see ``toolkit._worker``)."""
         self.function = f"{function.__module__}:{function.__qualname__}"
+        self.niced = niced
         self.workers = [self._start() for _ in range(size)]
 
-    @staticmethod
-    def _start() -> _Worker:
-        command = [sys.executable, "-m", "toolkit._worker"]
+    def _start(self) -> _Worker:
+        command = [sys.executable, "-m", "toolkit._worker", *([] if self.niced else ["--keep-priority"])]
         # A reader does no linear algebra, but numpy (pyarrow imports it) starts OpenBLAS's thread
         # pool, whose threads spin for ~0.1 CPU-second after the import (one-off timing): CPU the
         # writer and the other readers need. With one BLAS thread there is no pool. A value the

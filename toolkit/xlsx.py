@@ -333,6 +333,30 @@ def open_member(archive: zipfile.ZipFile, name: str) -> IO[bytes] | _Inflating:
     return _Inflating(archive.filename, info)
 
 
+def _seek_data(file: IO[bytes], info: zipfile.ZipInfo) -> None:
+    """Move ``file`` (the archive) to the first byte of member ``info``'s data, past its local header."""
+    file.seek(info.header_offset)  # zipfile has made it absolute (data before the archive)
+    header = file.read(_LOCAL_HEADER.size)
+    if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"{info.filename}: no local file header where the directory says")
+    fields = _LOCAL_HEADER.unpack(header)
+    file.seek(fields[-2] + fields[-1], 1)  # past the name and the extra field
+
+
+def raw_member(file: IO[bytes], info: zipfile.ZipInfo) -> bytes:
+    """Member ``info``'s data as the archive ``file`` holds it (compressed, if it is)."""
+    _seek_data(file, info)
+    data = file.read(info.compress_size)
+    if len(data) < info.compress_size:
+        raise EOFError(f"{info.filename}: the archive ends inside the member")
+    return data
+
+
+def crc32(data: bytes | memoryview, value: int = 0) -> int:
+    """The zip CRC of ``data`` continuing from ``value`` (ISA-L's where installed: see _Inflating)."""
+    return int(_inflate.crc32(data, value))
+
+
 class _Inflating:
     """A stored or deflated zip member read from its archive's file, inflated with ISA-L.
 
@@ -347,12 +371,7 @@ class _Inflating:
         self._info = info
         self._file = open(path, "rb")  # noqa: SIM115 - closed by close(), as a stream is
         try:
-            self._file.seek(info.header_offset)  # zipfile has made it absolute (data before the archive)
-            header = self._file.read(_LOCAL_HEADER.size)
-            if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
-                raise zipfile.BadZipFile(f"{info.filename}: no local file header where the directory says")
-            fields = _LOCAL_HEADER.unpack(header)
-            self._file.seek(fields[-2] + fields[-1], 1)  # past the name and the extra field
+            _seek_data(self._file, info)
         except BaseException:
             self._file.close()
             raise

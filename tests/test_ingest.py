@@ -9,7 +9,7 @@ import logging
 import random
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,40 @@ def test_workers_give_the_same_results_in_the_same_order_and_the_same_warehouse(
     assert [shown(o) for o in results[1]] == [shown(o) for o in results[2]]
     assert [o.table for o in results[2] if isinstance(o, toolkit.IngestSummary)] == ["customers", "customers", "loans"]
     assert _warehouse_contents(tmp_path / "w1.duckdb") == _warehouse_contents(tmp_path / "w2.duckdb")
+
+
+@pytest.mark.parametrize(("workers", "processes"), [(1, 2), (2, 1)], ids=["read here: two", "read by workers: one each"])
+def test_worker_processes_read_a_large_sheet_on_one_core_and_a_lone_reader_on_two(
+    workbook: Book, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, processes: int
+) -> None:
+    seen: list[int] = []
+    prepare = ingest_module.prepare
+
+    def spy(path: Path, **options: Any) -> Any:
+        seen.append(options["read_processes"])
+        return prepare(path, **options)
+
+    class PoolHere:  # runs the workers' jobs in this process, where the spy sees them
+        def __init__(self, size: int, function: Callable[..., object]) -> None:
+            self.function = function
+
+        def __enter__(self) -> PoolHere:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def run(self, jobs: list[tuple[str, tuple[object, ...]]]) -> Iterator[tuple[int, object]]:
+            for index, (_, args) in enumerate(jobs):
+                yield index, self.function(*args)
+
+    monkeypatch.setattr(ingest_module, "prepare", spy)
+    monkeypatch.setattr(ingest_module, "Pool", PoolHere)
+    files = [workbook([CUSTOMER_HEADERS, customer(n)], name=f"c{n}.xlsx") for n in (1, 2)]
+
+    toolkit.ingest_many(files, db=tmp_path / "w.duckdb", workers=workers)
+
+    assert seen == [processes, processes]
 
 
 @pytest.mark.parametrize(

@@ -219,6 +219,22 @@ def test_the_read_workers_apply_the_size_caps_given(tmp_path: Path, monkeypatch:
     assert refused["kind"] == "UnreadableFileError" and "--max-cells" in refused["error"], refused
 
 
+
+def test_a_read_worker_reads_each_sheet_on_one_core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A cluster runs as many read workers as it has cores to spare: none starts a helper process.
+    monkeypatch.setenv("TOOLKIT_SPOOL", str(tmp_path / "spool"))
+    seen: list[int] = []
+    prepare = tasks.prepare
+
+    def spy(path: Path, **options: Any) -> Any:
+        seen.append(options["read_processes"])
+        return prepare(path, **options)
+
+    monkeypatch.setattr(tasks, "prepare", spy)
+
+    assert "spool_id" in tasks.ingest_file(str(customers_book(tmp_path / "c.xlsx", range(1, 11))))
+    assert seen == [1]
+
 # --- the cluster --------------------------------------------------------------------------------
 
 

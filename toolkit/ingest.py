@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import os
@@ -65,12 +66,15 @@ def prepare(
     max_cells: int = DEFAULT_MAX_CELLS,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
     sha256: str | None = None,
+    read_processes: int = 2,
 ) -> Prepared:
     """Read and validate one sheet without opening the warehouse; structural problems raise.
 
     A sheet declaring more than ``max_cells`` cells, or a zipped workbook more than
     ``max_uncompressed_bytes`` unpacked, is refused before it is parsed (toolkit.limits).
     ``sha256``: the file's hash, when the caller has just computed it (else it is hashed here).
+    ``read_processes=2`` parses a large .xlsx sheet (over ``toolkit.halves.SPLIT_FROM_BYTES`` of XML)
+    in two halves, in this process and a helper one at once; 1 keeps the read in this process.
     """
     path = Path(path)
     specs = specs if specs is not None else load_specs()
@@ -85,7 +89,7 @@ def prepare(
         max_cells=max_cells,
         max_uncompressed_bytes=max_uncompressed_bytes,
     )
-    mapped = map_sheet(opened, specs, table=table, header_row=header_row)
+    mapped = map_sheet(opened, specs, table=table, header_row=header_row, read_processes=read_processes)
     validated = validate(mapped)
     digest = hashing.result() if hashing is not None else sha256
     assert digest is not None
@@ -281,6 +285,7 @@ class _Options:
     header_row: int | None
     max_cells: int = DEFAULT_MAX_CELLS
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
+    read_processes: int = 2  # 1 in the worker processes of ingest_many: the cores are taken
 
 
 def _identify(path: Path, options: _Options) -> str | None:
@@ -328,6 +333,7 @@ def _prepare_all(
         for index in reading:
             yield index, _prepare_or_error(files[index], options)
         return
+    options = dataclasses.replace(options, read_processes=1)  # each worker reads on one core
     with Pool(workers, _prepare_or_error) as pool:
         for position, result in pool.run([(files[index].name, (files[index], options)) for index in reading]):
             assert isinstance(result, Prepared | ToolkitError)
@@ -343,6 +349,7 @@ def _prepare(path: Path, options: _Options) -> Prepared:
         header_row=options.header_row,
         max_cells=options.max_cells,
         max_uncompressed_bytes=options.max_uncompressed_bytes,
+        read_processes=options.read_processes,
     )
 
 

@@ -147,11 +147,13 @@ def map_sheet(
     *,
     table: str | None = None,
     header_row: int | None = None,
+    read_processes: int = 2,
 ) -> MappedSheet:
     """Choose the header row and spec, and return the data rows under spec column names.
 
     ``source`` is a sheet read as text (``read_grid``) or a sheet opened for the typed read
-    (``open_sheet``): the header row is found in its first rows, then the rows below it are read.
+    (``open_sheet``): the header row is found in its first rows, then the rows below it are read
+    (by ``read_processes`` processes, for a large .xlsx sheet: see ``toolkit.read.read_rows``).
 
     Raises:
         SheetError: the sheet holds no cells at all.
@@ -161,7 +163,10 @@ def map_sheet(
     row_number, spec, found, row = match_header(grid, specs, table=table, header_row=header_row)
     letter_of = {name: ls[0] for name, ls in found.items()}
     name_of = {letter: name for name, letter in letter_of.items()}
-    body = read_rows(source, header_row=row_number) if isinstance(source, Sheet) else grid.below(row_number)
+    if isinstance(source, Sheet):
+        body = read_rows(source, header_row=row_number, processes=read_processes)
+    else:
+        body = grid.below(row_number)
     data = body.cells
     # Excel error cells in columns the spec does not map are ignored: they count as empty.
     ignored = body.cell_errors.filter(~pl.col("letter").is_in(list(name_of)))

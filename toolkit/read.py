@@ -31,6 +31,7 @@ import os
 import re
 import tempfile
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +40,11 @@ from typing import Any, Generic, TypeVar, cast
 import fastexcel
 import polars as pl
 
-from toolkit import xlsx
+from toolkit import halves, xlsx
 from toolkit.choose import choose_sheet
-from toolkit.errors import SheetError, UnreadableFileError
+from toolkit.errors import SheetError, ToolkitError, UnreadableFileError
 from toolkit.limits import DEFAULT_MAX_CELLS, DEFAULT_MAX_UNCOMPRESSED_BYTES, refuse_oversized
+from toolkit.workers import Pool
 
 ROW = "__row"
 T = TypeVar("T")
@@ -252,45 +254,158 @@ def _head_grid(path: Path, name: str, head: xlsx.Head) -> Grid:
     return Grid(path=path, sheet=name, cells=cells, cell_errors=errors)
 
 
-def read_rows(sheet: Sheet, *, header_row: int) -> Grid:
+def read_rows(sheet: Sheet, *, header_row: int, processes: int = 2) -> Grid:
     """The rows below ``header_row`` (an Excel row number), typed where a column holds one kind of
-    cell, as text where it mixes kinds; cells the typing would hide come back as their text."""
+    cell, as text where it mixes kinds; cells the typing would hide come back as their text.
+
+    ``processes=2`` lets a large .xlsx sheet be parsed in two halves by this process and a helper
+    process at once (see :func:`_read_in_halves`); 1 keeps the read in this process (as each worker
+    of a multi-file ingest does: the cores are taken).
+    """
+    if processes not in (1, 2):
+        raise ValueError(f"processes must be 1 or 2, got {processes!r}")
+    if processes == 2:
+        joined = _read_in_halves(sheet, header_row)
+        if joined is not None:
+            return joined
+    typed = _typed_rows(sheet, sheet.path, header_row, header_row)
+    return typed.grid if typed is not None else _text_rows(sheet, header_row)
+
+
+@dataclass(frozen=True)
+class _Typed:
+    """A typed read: its grid, and the type fastexcel gave each column before cells were put back."""
+
+    grid: Grid
+    read_types: dict[str, pl.DataType]
+
+
+def _typed_rows(sheet: Sheet, path: Path, header_row: int, head_row: int) -> _Typed | None:
+    """The typed read of ``read_rows`` from the workbook at ``path``: ``sheet``'s own, or a half of
+    it (same sheet name and part) whose header is at ``header_row``, the row the sheet's head has
+    it at being ``head_row``. None where only the text read can be trusted."""
     # The XML scan for boolean cells runs beside fastexcel's parse of the same sheet.
-    scan = Background(xlsx.boolean_cells, str(sheet.path), sheet.part, name="toolkit-boolean-scan") if sheet.part else None
-    with _reader_boundary(sheet.path):
-        reader = _open(sheet.path)
+    scan = Background(xlsx.boolean_cells, str(path), sheet.part, name="toolkit-boolean-scan") if sheet.part else None
+    with _reader_boundary(path):
+        reader = _open(path)
         try:
             loaded = reader.load_sheet(sheet.name, header_row=header_row - 1, schema_sample_rows=None)
         except (fastexcel.UnsupportedColumnTypeCombinationError, fastexcel.CalamineCellError):
             # Cells fastexcel's type guess cannot take (a duration among other cells, a #NAME?
             # error): the text read takes every cell.
-            loaded = None
-        if loaded is not None:
-            batch, errors = loaded.to_arrow_with_errors()
-            columns = [(info.absolute_index, info.name) for info in loaded.selected_columns]
-    if loaded is None:
-        return _text_rows(sheet, header_row)  # the scan's answer is not needed: not waited for
+            return None
+        batch, errors = loaded.to_arrow_with_errors()
+        columns = [(info.absolute_index, info.name) for info in loaded.selected_columns]
     letters = [column_letter(index) for index, _ in columns]
-    if not _same_headers(sheet.head, header_row, letters, [name for _, name in columns]):
-        return _text_rows(sheet, header_row)  # nor here: checked before waiting for it
+    if not _same_headers(sheet.head, head_row, letters, [name for _, name in columns]):
+        return None  # the scan's answer is not needed: checked before waiting for it
     booleans = scan.result() if scan else _text_booleans(sheet)
     if booleans is None:
-        return _text_rows(sheet, header_row)
+        return None
     frame = pl.from_arrow(batch)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.rename(dict(zip(frame.columns, letters, strict=True)))
     frame = frame.with_row_index(ROW, offset=header_row + 1).with_columns(pl.col(ROW).cast(pl.Int64))
     found = _typed_cell_errors(errors, letters, header_row)
     if found is None:
-        return _text_rows(sheet, header_row)
+        return None
     cell_errors, texts = found
-    frame = _exact_numbers(sheet.path, sheet.name, frame, header_row=header_row)
+    read_types = dict(frame.schema)
+    frame = _exact_numbers(path, sheet.name, frame, header_row=header_row)
     for letter, rows in booleans.items():
         if letter in frame.columns and frame.schema[letter] not in (pl.String, pl.Boolean):
             hidden = frame.filter(pl.col(ROW).is_in(rows) & pl.col(letter).is_not_null()).select(ROW, letter).rows()
             texts.setdefault(letter, {}).update({row: "true" if value else "false" for row, value in hidden})
     frame = _put_back(frame, texts, cell_errors)
-    return Grid(path=sheet.path, sheet=sheet.name, cells=frame, cell_errors=cell_errors)
+    return _Typed(Grid(path=sheet.path, sheet=sheet.name, cells=frame, cell_errors=cell_errors), read_types)
+
+
+def _read_in_halves(sheet: Sheet, header_row: int) -> Grid | None:
+    """A large .xlsx sheet read as two halves (``toolkit.halves``), the second by a helper process
+    while this one reads the first; None where that is not done or would not give what reading the
+    whole sheet gives (the caller then reads it whole)."""
+    if sheet.part is None or _usable_cores() < 2:
+        return None
+    try:
+        with zipfile.ZipFile(sheet.path) as archive:
+            size = archive.getinfo(sheet.part).file_size
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return None
+    if size < halves.SPLIT_FROM_BYTES:
+        return None
+    # The helper starts first: its imports (~0.4 s) run while the sheet is cut.
+    halving = tempfile.TemporaryDirectory(prefix="toolkit-halves-", ignore_cleanup_errors=True)
+    with Pool(1, typed_half, niced=False) as pool, halving as folder:
+        cut = halves.cut(sheet.path, sheet.part, header_row=header_row, folder=Path(folder))
+        if cut is None:
+            return None
+        job = (sheet.name, (sheet, cut.second, cut.cut_row - 1, header_row))
+        second = Background(lambda: [result for _, result in pool.run([job])][0], name="toolkit-second-half")
+        try:
+            first = _typed_rows(sheet, cut.first, header_row, header_row)
+        except ToolkitError:
+            first = None  # the whole read says what is wrong, naming the file
+        later = second.result()
+    if first is None or not isinstance(later, _Typed):  # a ToolkitError, or the helper's reader crashed
+        return None
+    return _joined(first, later, header_row=header_row, cut_row=cut.cut_row)
+
+
+def typed_half(sheet: Sheet, path: Path, header_row: int, head_row: int) -> _Typed | None:
+    """The helper process's job in :func:`_read_in_halves` (run by ``toolkit.workers``)."""
+    return _typed_rows(sheet, path, header_row, head_row)
+
+
+def _joined(first: _Typed, second: _Typed, *, header_row: int, cut_row: int) -> Grid | None:
+    """The two halves' rows as one grid, as reading the whole sheet gives them; None where the
+    halves disagree on what the columns are: their letters, or the type fastexcel found (numbers
+    in one half, text in the other), which only the whole sheet's read settles."""
+    top, bottom = first.grid.cells, second.grid.cells
+    if top.columns != bottom.columns:
+        return None
+    upper, lower = [], []
+    for column in top.columns:
+        found = {first.read_types[column], second.read_types[column]} - {pl.Null}  # Null: no value in that half
+        if len(found) > 1:
+            return None
+        # Where one half put cells back as text (an error cell, a boolean among numbers), the whole
+        # read puts them back too, and writes the column's other cells as _put_back does.
+        kinds = (top.schema[column], bottom.schema[column])
+        text = pl.String in kinds and kinds[0] != kinds[1]
+        typed = [k for k in kinds if k != pl.Null]
+        kind: pl.DataType = pl.String() if text else (typed[0] if typed else pl.Null())
+        upper.append(_as_kind(column, kinds[0], kind))
+        lower.append(_as_kind(column, kinds[1], kind))
+    parts = [top.select(upper)]
+    if not bottom.is_empty():
+        # The first half ends at its last row holding a value; the empty rows between it and the
+        # cut are rows of the whole sheet's read, which has rows below them.
+        after = top[ROW][-1] + 1 if not top.is_empty() else header_row + 1  # rows ascend
+        empty = pl.DataFrame({ROW: list(range(after, cut_row))}, schema={ROW: pl.Int64})
+        parts.append(
+            empty.with_columns(pl.lit(None, dtype=top.schema[c]).alias(c) for c in top.columns if c != ROW).select(upper)
+        )
+        parts.append(bottom.select(lower))
+    cells = pl.concat(parts)
+    # In fastexcel's order: column by column, each column's rows ascending.
+    place = {letter: i for i, letter in enumerate(top.columns)}
+    errors = pl.concat([first.grid.cell_errors, second.grid.cell_errors])
+    errors = errors.sort(pl.col("letter").replace_strict(place, default=len(place)), ROW, maintain_order=True)
+    return Grid(first.grid.path, first.grid.sheet, cells, errors)
+
+
+def _as_kind(column: str, kind: pl.DataType, wanted: pl.DataType) -> pl.Expr:
+    if kind == wanted:
+        return pl.col(column)
+    if wanted == pl.String:
+        return as_text(pl.col(column), kind).alias(column)
+    return pl.col(column).cast(wanted)
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Background(Generic[T]):

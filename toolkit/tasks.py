@@ -97,7 +97,8 @@ def ingest_file(
         digest = file_sha256(source)
         entry = entry_id(digest, options, chosen)
         if not spool.has(entry):
-            prepared = prepare(source, specs=chosen, sha256=digest, **options)
+            # One core per read: a cluster runs as many readers as it has cores to spare (--concurrency).
+            prepared = prepare(source, specs=chosen, sha256=digest, read_processes=1, **options)
             spool.write(entry, prepared)
         return {"file": str(source), "spool_id": entry}
     except ToolkitError as exc:

@@ -127,7 +127,7 @@ def test_no_room_in_the_temporary_folder_means_the_sheet_is_read_whole(tmp_path:
     def full(*args: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(halves, "_write", full)
+    monkeypatch.setattr(halves._StoredZip, "write", full)
 
     assert halves.cut(path, PART, header_row=1, folder=tmp_path) is None
 
@@ -167,6 +167,25 @@ def test_halves_that_type_a_column_differently_are_not_joined(tmp_path: Path, mo
     path = write_workbook(tmp_path / "book.xlsx", rows)
 
     assert halves_in_this_process(path) is None
+
+
+@pytest.mark.parametrize(("zeros", "joined"), [((), True), ((5,), False), ((5, 100), True)], ids=["none", "first half", "both"])
+def test_a_text_column_whose_numbers_one_half_only_looks_at_again_is_not_joined(
+    tmp_path: Path, zeros: tuple[int, ...], joined: bool
+) -> None:
+    # A zero shown as text may be a number rounded to nothing: its column's numbers are read again,
+    # in the whole read for every row, so the halves must both have done it, or neither.
+    rows = [HEADER, *sheet_rows(120)]
+    rows[1][1] = 7.5  # no zero but those placed
+    rows[10][1] = rows[110][1] = "about 15"  # text in both halves: the amounts read as text in both
+    for row in zeros:
+        rows[row][1] = 0
+
+    found = halves_in_this_process(write_workbook(tmp_path / "book.xlsx", rows))
+
+    assert (found is not None) == joined
+    if found is not None:
+        assert_same_grid(found, whole_read(tmp_path / "book.xlsx"))
 
 
 def test_a_column_empty_in_one_half_takes_the_other_halfs_type(tmp_path: Path) -> None:

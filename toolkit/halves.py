@@ -2,17 +2,19 @@
 
 fastexcel parses a sheet on one core, and always the whole sheet: asking for fewer rows parses them
 all (the README's Performance section). Two workbooks, each holding half the rows, can be parsed by
-two processes at once: the sheet's XML is inflated once, cut at a ``<row>`` tag near its middle,
-and written out twice, uncompressed:
+two processes at once: the sheet's XML is inflated once, as a stream, cut at the first ``<row>``
+tag past 55% of it, and written out as two workbooks, the sheet stored uncompressed:
 
-- the *first* workbook holds the sheet up to the cut, everything above the rows included;
+- the *first* workbook holds the sheet up to the cut, everything above the rows included; it is
+  complete, and can be read, while the second is still being written;
 - the *second* holds the header row, renumbered to the row just above the cut, then the rest of
   the sheet. Cells keep their own references (``r="C500001"``), so each row keeps its Excel number,
   and the rows above the cut are not there to be parsed.
 
 The other members of the archive (workbook, styles, shared strings, other sheets) are copied
-byte for byte. The sheet's ``<dimension>`` is dropped from both: calamine would reserve room for
-the whole sheet's cells in each half.
+byte for byte. The sheet's ``<dimension>`` is dropped from both: it states the whole sheet's range,
+not a half's (calamine reads the cells either way: kept or dropped, a half took the same time and
+memory, one-off).
 
 Only the cut is decided here; ``toolkit.read`` reads both halves and joins them only where that
 gives what the read of the whole sheet gives, else reads the whole sheet. Anything unexpected
@@ -25,19 +27,26 @@ from __future__ import annotations
 import re
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Protocol
 
 from toolkit import xlsx
 
-#: Below this much sheet XML (uncompressed), one process reads faster: a second one costs ~0.4 s to
-#: start and import, which the half it parses must win back. The 1M-row benchmark sheet is 310 MB,
-#: its 100k-row one 31 MB (0.3 s to read whole).
-SPLIT_FROM_BYTES = 96 * 1024**2
+#: Below this much sheet XML (uncompressed), one process reads as fast: the helper costs ~0.5 s to
+#: start and import, which its half must win back. On the benchmark's loans sheets (read_rows,
+#: medians of 5, one-off): 200k rows (59 MiB) 0.69 s in halves and whole alike, 300k (88 MiB)
+#: 0.86 s against 1.04 s, 1M (296 MiB) 2.1-2.3 s against 3.4-3.5 s; 100k (30 MiB) 0.52 s against 0.35 s.
+SPLIT_FROM_BYTES = 64 * 1024**2
 
 _PIECE = 4 * 1024 * 1024  # inflated at a time
+_TAG_ROOM = 4096  # the row tag at the cut is read whole: tags are ~100 bytes (longer: not cut)
 # Where the cut is looked for, as a share of the XML: past the middle, because the helper's half is
-# parsed later (it starts after the cut) and sent back (~0.2 s for half a million rows).
+# parsed later (after its imports and the whole cut, where this process reads its half from the
+# moment it is written) and sent back (~0.2 s for half a million rows). On the 1M-row benchmark
+# sheet, 55% had both halves done within 0.05 s of each other (2.1-2.3 s, three one-off runs).
 _CUT_AT = 0.55
 _HEAD_LIMITS = (1024**2, 16 * 1024**2, 64 * 1024**2)  # the header row must end within the last
 _ENCRYPTED = 0x1
@@ -54,6 +63,10 @@ _END = struct.Struct("<4s4H2LH")  # end of central directory record (APPNOTE 4.3
 _UTF8_NAME = 0x800
 
 
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class Halves:
     """The two workbooks: ``first`` has the sheet's rows above ``cut_row``, ``second`` its header
@@ -64,55 +77,88 @@ class Halves:
     cut_row: int
 
 
-def cut(path: Path, part: str, *, header_row: int, folder: Path) -> Halves | None:
+def cut(
+    path: Path, part: str, *, header_row: int, folder: Path, first_ready: Callable[[Path], None] | None = None
+) -> Halves | None:
     """Write the two halves of sheet ``part`` of the .xlsx at ``path`` into ``folder``; None where
-    the sheet cannot be cut as described above (the caller then reads it whole)."""
+    the sheet cannot be cut as described above (the caller then reads it whole).
+
+    The XML is streamed: ``first_ready(path)`` is called once the first workbook is complete, while
+    the second is still being written, so that its read can start (and is called even when the
+    second then fails: None is returned after it).
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
-            pieces = _inflated(archive, part)
+            if any(info.flag_bits & _ENCRYPTED for info in infos):
+                return None
+            total = archive.getinfo(part).file_size
+            if total > _ZIP32_LIMIT:
+                return None
+            with xlsx.open_member(archive, part) as stream:
+                return _cut(stream, total, path, infos, part, header_row, folder, first_ready)
     except (KeyError, OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return None
-    total = sum(len(piece) for piece in pieces)
-    if total > _ZIP32_LIMIT:
-        return None
-    if any(info.flag_bits & _ENCRYPTED for info in infos):
-        return None
-    xml = _Pieces(pieces)
-    for limit in _HEAD_LIMITS:  # the header row is near the top: look further only if it is not there
-        head = xml.prefix(limit)
-        opening = _SHEET_DATA.search(head)
-        header = None if opening is None else _row_element(head, opening.end(), header_row)
-        if header is not None or limit >= total:
+        return None  # an unreadable member, or no room in the temporary folder: read whole
+
+
+def _cut(
+    stream: _Readable,
+    total: int,
+    path: Path,
+    infos: list[zipfile.ZipInfo],
+    part: str,
+    header_row: int,
+    folder: Path,
+    first_ready: Callable[[Path], None] | None,
+) -> Halves | None:
+    data, done = b"", 0  # data: the XML read and not written yet, from offset ``done``
+    for limit in _HEAD_LIMITS:  # the header row is near the top: read further only if it is not there
+        while len(data) < limit and (piece := stream.read(_PIECE)):
+            data += piece
+        opening = _SHEET_DATA.search(data)
+        header = None if opening is None else _row_element(data, opening.end(), header_row)
+        if header is not None or len(data) < limit:
             break
     if opening is None or header is None:
         return None  # no sheet data (or its tags have a namespace prefix), or no header row to carry over
-    at = xml.find(b"<row", max(int(total * _CUT_AT), header[1]))
-    tag = None if at < 0 else _ROW_NUMBER.match(xml.slice(at, at + 4096))
-    if tag is None:
-        return None
-    cut_row = int(tag[1])
-    if cut_row - 1 <= header_row:
-        return None
-    top = _DIMENSION.sub(b"", head[: opening.end()])
-    renumbered = _renumbered(head[header[0] : header[1]], header_row, cut_row - 1)
-    if renumbered is None:
-        return None
-    first, second = folder / "first.xlsx", folder / "second.xlsx"
-    try:
-        _write(path, infos, part, first, [top, *xml.pieces(opening.end(), at), _ENDING])
-        _write(path, infos, part, second, [top, renumbered, *xml.pieces(at, total)])
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return None  # no room in the temporary folder, say: the sheet is read whole
-    return Halves(first, second, cut_row)
-
-
-def _inflated(archive: zipfile.ZipFile, part: str) -> list[bytes]:
-    found = []
-    with xlsx.open_member(archive, part) as stream:
+    top = _DIMENSION.sub(b"", data[: opening.end()])
+    header_xml = data[header[0] : header[1]]
+    search_from = max(int(total * _CUT_AT), header[1])
+    first = folder / "first.xlsx"
+    with _StoredZip(first, path, infos, part) as out:
+        out.write(top)
+        written = opening.end()  # of data
+        while True:
+            at = data.find(b"<row", max(search_from - done, written))
+            if at >= 0 and len(data) - at < _TAG_ROOM and (piece := stream.read(_PIECE)):
+                data += piece  # the whole tag must be there to be read
+                continue
+            if at >= 0:
+                break
+            keep = max(len(data) - len(b"<row") + 1, written)  # a tag may start at the end
+            out.write(memoryview(data)[written:keep])
+            data, done, written = data[keep:], done + keep, 0
+            if not (piece := stream.read(_PIECE)):
+                return None  # no row past the middle: too few rows to cut
+            data += piece
+        tag = _ROW_NUMBER.match(data, at)
+        cut_row = int(tag[1]) if tag is not None else 0
+        renumbered = _renumbered(header_xml, header_row, cut_row - 1) if cut_row - 1 > header_row else None
+        if renumbered is None:
+            return None
+        out.write(memoryview(data)[written:at])
+        out.write(_ENDING)
+    if first_ready is not None:
+        first_ready(first)
+    second = folder / "second.xlsx"
+    with _StoredZip(second, path, infos, part) as out:
+        out.write(top)
+        out.write(renumbered)
+        out.write(memoryview(data)[at:])
+        del data
         while piece := stream.read(_PIECE):
-            found.append(piece)
-    return found
+            out.write(piece)
+    return Halves(first, second, cut_row)
 
 
 def _row_element(head: bytes, start: int, number: int) -> tuple[int, int] | None:
@@ -144,82 +190,76 @@ def _renumbered(row: bytes, old: int, new: int) -> bytes | None:
     return row_tag + _CELL_ROW.sub(lambda found: found[1] + number + found[3], cells)
 
 
-class _Pieces:
-    """The inflated XML as the pieces it came in, searched and sliced without joining them all."""
+class _StoredZip:
+    """A zip written in one pass: the members of ``source`` in order, copied raw, except ``part``,
+    whose bytes are written (stored, uncompressed) between the members before and after it."""
 
-    def __init__(self, pieces: list[bytes]) -> None:
-        self._pieces = pieces
-        self._starts = []
-        at = 0
-        for piece in pieces:
-            self._starts.append(at)
-            at += len(piece)
-        self._total = at
+    def __init__(self, target: Path, source: Path, infos: list[zipfile.ZipInfo], part: str) -> None:
+        self._out = open(target, "wb")  # noqa: SIM115 - closed by __exit__
+        self._source = open(source, "rb")  # noqa: SIM115 - closed by __exit__
+        self._central: list[bytes] = []
+        index = [info.filename for info in infos].index(part)
+        self._part, self._after = infos[index], infos[index + 1 :]
+        self._crc = self._size = 0
+        for info in infos[:index]:
+            self._copy(info)
+        self._part_at, self._part_entry = self._out.tell(), len(self._central)
+        self._central.append(self._header(self._part, 0, 0))  # its CRC and size are written in at the end
 
-    def prefix(self, limit: int) -> bytes:
-        return self.slice(0, min(limit, self._total))
+    def write(self, data: bytes | memoryview) -> None:
+        self._crc = xlsx.crc32(data, self._crc)
+        self._size += len(data)
+        self._out.write(data)
 
-    def slice(self, start: int, stop: int) -> bytes:
-        return b"".join(bytes(view) for view in self.pieces(start, min(stop, self._total)))
+    def __enter__(self) -> _StoredZip:
+        return self
 
-    def pieces(self, start: int, stop: int) -> list[memoryview]:
-        """Views of the bytes from ``start`` to ``stop``, in order."""
-        found = []
-        for begin, piece in zip(self._starts, self._pieces, strict=True):
-            end = begin + len(piece)
-            if end <= start or begin >= stop:
-                continue
-            found.append(memoryview(piece)[max(start - begin, 0) : min(stop, end) - begin])
-        return found
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None) -> None:
+        try:
+            if kind is None:
+                self._finish()
+        finally:
+            self._out.close()
+            self._source.close()
 
-    def find(self, needle: bytes, start: int) -> int:
-        """The first place of ``needle`` at or after ``start``, across pieces; -1 if none."""
-        step = _PIECE
-        while start < self._total:
-            window = self.slice(start, start + step + len(needle))
-            found = window.find(needle)
-            if found >= 0:
-                return start + found
-            start += step
-        return -1
+    def _finish(self) -> None:
+        if self._size > _ZIP32_LIMIT:
+            raise ValueError("too large for a zip without zip64")
+        end = self._out.tell()
+        self._out.seek(self._part_at)
+        self._central[self._part_entry] = self._header(self._part, self._crc, self._size)
+        self._out.seek(end)
+        for info in self._after:
+            self._copy(info)
+        start = self._out.tell()
+        for entry in self._central:
+            self._out.write(entry)
+        size = self._out.tell() - start
+        self._out.write(_END.pack(b"PK\x05\x06", 0, 0, len(self._central), len(self._central), size, start, 0))
 
+    def _copy(self, info: zipfile.ZipInfo) -> None:
+        raw = xlsx.raw_member(self._source, info)
+        self._central.append(self._header(info, info.CRC, info.file_size, method=info.compress_type, packed=len(raw)))
+        self._out.write(raw)
 
-def _write(source: Path, infos: list[zipfile.ZipInfo], part: str, target: Path, data: list[bytes | memoryview]) -> None:
-    """A zip at ``target``: the members of ``source`` in order, raw, with ``part`` stored as ``data``."""
-    central = []
-    with open(source, "rb") as original, open(target, "wb") as out:
-        for info in infos:
-            name = info.filename.encode("utf-8" if info.flag_bits & _UTF8_NAME else "cp437")
-            offset = out.tell()
-            if info.filename == part:
-                crc, size = 0, 0
-                for chunk in data:
-                    crc = xlsx.crc32(chunk, crc)
-                    size += len(chunk)
-                method, packed, flags = zipfile.ZIP_STORED, size, info.flag_bits & _UTF8_NAME
-                body: list[bytes | memoryview] = data
-            else:
-                crc, size, packed, method = info.CRC, info.file_size, info.compress_size, info.compress_type
-                flags = info.flag_bits & (_UTF8_NAME | 0x6)  # the name's encoding, deflate's level bits
-                body = [xlsx.raw_member(original, info)]
-            if offset > _ZIP32_LIMIT or size > _ZIP32_LIMIT:
-                raise ValueError("too large for a zip without zip64")
-            dos_time, dos_date = _dos_time(info.date_time)
-            out.write(_LOCAL.pack(b"PK\x03\x04", 20, flags, method, dos_time, dos_date, crc, packed, size, len(name), 0))
-            out.write(name)
-            for chunk in body:
-                out.write(chunk)
-            central.append(
-                _CENTRAL.pack(
-                    b"PK\x01\x02", 20, 20, flags, method, dos_time, dos_date, crc, packed, size, len(name), 0, 0, 0, 0, 0, offset
-                )
-                + name
-            )
-        start = out.tell()
-        for entry in central:
-            out.write(entry)
-        directory = out.tell() - start
-        out.write(_END.pack(b"PK\x05\x06", 0, 0, len(central), len(central), directory, start, 0))
+    def _header(
+        self, info: zipfile.ZipInfo, crc: int, size: int, *, method: int = zipfile.ZIP_STORED, packed: int | None = None
+    ) -> bytes:
+        """Write the member's local header here; its central directory entry is returned."""
+        name = info.filename.encode("utf-8" if info.flag_bits & _UTF8_NAME else "cp437")
+        packed = size if packed is None else packed
+        # The name's encoding, and deflate's level bits for a member copied compressed.
+        flags = info.flag_bits & (_UTF8_NAME | (0x6 if method == zipfile.ZIP_DEFLATED else 0))
+        offset = self._out.tell()
+        if offset > _ZIP32_LIMIT:
+            raise ValueError("too large for a zip without zip64")
+        dos_time, dos_date = _dos_time(info.date_time)
+        self._out.write(_LOCAL.pack(b"PK\x03\x04", 20, flags, method, dos_time, dos_date, crc, packed, size, len(name), 0))
+        self._out.write(name)
+        entry = _CENTRAL.pack(
+            b"PK\x01\x02", 20, 20, flags, method, dos_time, dos_date, crc, packed, size, len(name), 0, 0, 0, 0, 0, offset
+        )
+        return entry + name
 
 
 def _dos_time(date_time: tuple[int, int, int, int, int, int]) -> tuple[int, int]:

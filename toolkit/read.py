@@ -274,10 +274,12 @@ def read_rows(sheet: Sheet, *, header_row: int, processes: int = 2) -> Grid:
 
 @dataclass(frozen=True)
 class _Typed:
-    """A typed read: its grid, and the type fastexcel gave each column before cells were put back."""
+    """A typed read: its grid, the type fastexcel gave each column before cells were put back, and
+    the columns whose numbers were looked at again, in full."""
 
     grid: Grid
     read_types: dict[str, pl.DataType]
+    read_again: set[str]  # text columns read again as numbers (_exact_numbers)
 
 
 def _typed_rows(sheet: Sheet, path: Path, header_row: int, head_row: int) -> _Typed | None:
@@ -311,13 +313,14 @@ def _typed_rows(sheet: Sheet, path: Path, header_row: int, head_row: int) -> _Ty
         return None
     cell_errors, texts = found
     read_types = dict(frame.schema)
-    frame = _exact_numbers(path, sheet.name, frame, header_row=header_row)
+    read_again = _maybe_rounded(frame)
+    frame = _exact_numbers(path, sheet.name, frame, header_row=header_row, columns=read_again)
     for letter, rows in booleans.items():
         if letter in frame.columns and frame.schema[letter] not in (pl.String, pl.Boolean):
             hidden = frame.filter(pl.col(ROW).is_in(rows) & pl.col(letter).is_not_null()).select(ROW, letter).rows()
             texts.setdefault(letter, {}).update({row: "true" if value else "false" for row, value in hidden})
     frame = _put_back(frame, texts, cell_errors)
-    return _Typed(Grid(path=sheet.path, sheet=sheet.name, cells=frame, cell_errors=cell_errors), read_types)
+    return _Typed(Grid(path=sheet.path, sheet=sheet.name, cells=frame, cell_errors=cell_errors), read_types, set(read_again))
 
 
 def _read_in_halves(sheet: Sheet, header_row: int) -> Grid | None:
@@ -333,22 +336,40 @@ def _read_in_halves(sheet: Sheet, header_row: int) -> Grid | None:
         return None
     if size < halves.SPLIT_FROM_BYTES:
         return None
-    # The helper starts first: its imports (~0.4 s) run while the sheet is cut.
+    # The helper starts first: its imports (~0.5 s) run while the sheet is cut. This process reads
+    # the first half, from the moment it is written: the cut writes the second meanwhile.
     halving = tempfile.TemporaryDirectory(prefix="toolkit-halves-", ignore_cleanup_errors=True)
-    with Pool(1, typed_half, niced=False) as pool, halving as folder:
-        cut = halves.cut(sheet.path, sheet.part, header_row=header_row, folder=Path(folder))
-        if cut is None:
-            return None
-        job = (sheet.name, (sheet, cut.second, cut.cut_row - 1, header_row))
-        second = Background(lambda: [result for _, result in pool.run([job])][0], name="toolkit-second-half")
-        try:
-            first = _typed_rows(sheet, cut.first, header_row, header_row)
-        except ToolkitError:
-            first = None  # the whole read says what is wrong, naming the file
-        later = second.result()
-    if first is None or not isinstance(later, _Typed):  # a ToolkitError, or the helper's reader crashed
+    pool = Pool(1, typed_half, niced=False)
+    try:
+        with halving as folder:
+            reading: list[Background[_Typed | None]] = []
+
+            def read_first(path: Path) -> None:
+                reading.append(Background(_typed_half_here, sheet, path, header_row, name="toolkit-first-half"))
+
+            cut = halves.cut(sheet.path, sheet.part, header_row=header_row, folder=Path(folder), first_ready=read_first)
+            later = None
+            if cut is not None:
+                job = (sheet.name, (sheet, cut.second, cut.cut_row - 1, header_row))
+                later = [result for _, result in pool.run([job])][0]
+            first = reading[0].result() if reading else None  # waited for even when not needed: it reads the folder
+    finally:
+        # The helper exits once its input closes (~0.1 s): nothing waits for that.
+        threading.Thread(target=pool.close, name=HELPER_EXIT_THREAD, daemon=True).start()
+    if cut is None or first is None or not isinstance(later, _Typed):  # a ToolkitError, or the helper's reader crashed
         return None
     return _joined(first, later, header_row=header_row, cut_row=cut.cut_row)
+
+
+#: The thread that waits for the helper process to exit (a benchmark waits for it to count its CPU).
+HELPER_EXIT_THREAD = "toolkit-helper-exit"
+
+
+def _typed_half_here(sheet: Sheet, path: Path, header_row: int) -> _Typed | None:
+    try:
+        return _typed_rows(sheet, path, header_row, header_row)
+    except ToolkitError:
+        return None  # the whole read says what is wrong, naming the file
 
 
 def typed_half(sheet: Sheet, path: Path, header_row: int, head_row: int) -> _Typed | None:
@@ -358,10 +379,13 @@ def typed_half(sheet: Sheet, path: Path, header_row: int, head_row: int) -> _Typ
 
 def _joined(first: _Typed, second: _Typed, *, header_row: int, cut_row: int) -> Grid | None:
     """The two halves' rows as one grid, as reading the whole sheet gives them; None where the
-    halves disagree on what the columns are: their letters, or the type fastexcel found (numbers
-    in one half, text in the other), which only the whole sheet's read settles."""
+    halves disagree on what the columns are: their letters, the type fastexcel found (numbers in
+    one half, text in the other), or which text columns to read again as numbers; only the whole
+    sheet's read settles those."""
     top, bottom = first.grid.cells, second.grid.cells
-    if top.columns != bottom.columns:
+    if top.columns != bottom.columns or first.read_again != second.read_again:
+        # A text column read again in one half only: the whole read reads it again in full, and
+        # writes the other half's numbers shown rounded in full too.
         return None
     upper, lower = [], []
     for column in top.columns:
@@ -456,8 +480,30 @@ def _text_rows(sheet: Sheet, header_row: int) -> Grid:
 _MAYBE_ROUNDED = r"^-?\d+\.\d{9}$|^-?0$"  # what fastexcel shows of a number it rounded
 
 
+def _maybe_rounded(frame: pl.DataFrame, *, every_number: bool = False) -> list[str]:
+    """The text columns of ``frame`` holding a text fastexcel's rounding could have made (see
+    :func:`_exact_numbers`), or with ``every_number`` any number."""
+    texts = [c for c in frame.columns if c != ROW and frame.schema[c] == pl.String]
+    if not texts:
+        return []
+
+    def may_be_rounded(column: str) -> pl.Expr:
+        if every_number:
+            return pl.col(column).cast(pl.Float64, strict=False).is_not_null()
+        return pl.col(column).str.contains(_MAYBE_ROUNDED)
+
+    maybe = frame.select(may_be_rounded(c).any() for c in texts).row(0)
+    return [c for c, found in zip(texts, maybe, strict=True) if found]
+
+
 def _exact_numbers(
-    path: Path, name: str, frame: pl.DataFrame, *, header_row: int | None, every_number: bool = False
+    path: Path,
+    name: str,
+    frame: pl.DataFrame,
+    *,
+    header_row: int | None,
+    every_number: bool = False,
+    columns: list[str] | None = None,
 ) -> pl.DataFrame:
     """``frame`` (cells read below Excel row ``header_row``, or the whole sheet read as text when
     None) with each number in its text columns written in full.
@@ -470,18 +516,9 @@ def _exact_numbers(
     text says (``+3``, ``1e3``). Rounding that leaves fewer decimals (``0.1000000000001`` shown
     as ``0.1``) changes a number by less than a billionth of a unit and is only looked for with
     ``every_number`` (a column holding any number is read again), as in the text read, where
-    columns of nothing but numbers are text too.
+    columns of nothing but numbers are text too. ``columns``: those columns, when known already.
     """
-    texts = [c for c in frame.columns if c != ROW and frame.schema[c] == pl.String]
-    if texts:
-
-        def may_be_rounded(column: str) -> pl.Expr:
-            if every_number:
-                return pl.col(column).cast(pl.Float64, strict=False).is_not_null()
-            return pl.col(column).str.contains(_MAYBE_ROUNDED)
-
-        maybe = frame.select(may_be_rounded(c).any() for c in texts).row(0)
-        texts = [c for c, found in zip(texts, maybe, strict=True) if found]
+    texts = _maybe_rounded(frame, every_number=every_number) if columns is None else columns
     if not texts:
         return frame
     wanted = {xlsx.column_number(letter) - 1: letter for letter in texts}  # fastexcel counts from 0

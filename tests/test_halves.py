@@ -236,6 +236,19 @@ def test_a_half_its_reader_fails_on_falls_back_to_the_whole_read(
     assert_same_grid(read.read_rows(read.open_sheet(path), header_row=1), whole_read(path))
 
 
+def test_no_helper_process_to_be_had_means_the_sheet_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_size_in_halves: None
+) -> None:
+    path = write_workbook(tmp_path / "book.xlsx", [HEADER, *sheet_rows(100)])
+
+    def no_process(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(read, "Pool", no_process)
+
+    assert_same_grid(read.read_rows(read.open_sheet(path), header_row=1), whole_read(path))
+
+
 def test_one_process_or_a_small_sheet_starts_no_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_workbook(tmp_path / "book.xlsx", [HEADER, *sheet_rows(100)])
 

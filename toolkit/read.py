@@ -338,8 +338,11 @@ def _read_in_halves(sheet: Sheet, header_row: int) -> Grid | None:
         return None
     # The helper starts first: its imports (~0.5 s) run while the sheet is cut. This process reads
     # the first half, from the moment it is written: the cut writes the second meanwhile.
+    try:
+        pool = Pool(1, typed_half, niced=False)
+    except OSError:
+        return None  # no process to be had (a limit on processes, say): one reads it all
     halving = tempfile.TemporaryDirectory(prefix="toolkit-halves-", ignore_cleanup_errors=True)
-    pool = Pool(1, typed_half, niced=False)
     try:
         with halving as folder:
             reading: list[Background[_Typed | None]] = []

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import workbooks
+from benchmarks.processes import descendants
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = workbooks.CACHE / "run"
@@ -200,7 +201,7 @@ class _TreeMemory(threading.Thread):
         pids, looked = {self.root}, 0.0
         while not self._stop_event.is_set():
             if time.monotonic() - looked > 0.1:
-                pids, looked = pids | _descendants(self.root), time.monotonic()
+                pids, looked = pids | descendants(self.root), time.monotonic()
             self.peak_mb = max(self.peak_mb, sum(self._resident(pid) for pid in pids) / 1024**2)
             self._stop_event.wait(0.02)
 
@@ -209,25 +210,6 @@ class _TreeMemory(threading.Thread):
             return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * self._page
         except (OSError, IndexError, ValueError):
             return 0  # ended
-
-
-def _descendants(root: int) -> set[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            parent = int(stat[stat.rindex(b")") + 2 :].split()[1])  # after the command, which may hold spaces
-            parents.setdefault(parent, []).append(int(entry))
-    found, todo = set(), [root]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def prepare_loaded(jobs: list[Job]) -> dict[str, Path]:

@@ -30,6 +30,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 import toolkit
+from benchmarks.processes import descendants
 from tests.conftest import CUSTOMER_HEADERS, DATA, ROOT, customer, write_workbook
 from toolkit.runs import COUNT_NAMES
 
@@ -305,25 +306,6 @@ def stop(server: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             continue
     server.wait()
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, queue = set(), [pid]
-    while queue:
-        for child in children.get(queue.pop(), []):
-            if child not in found:
-                found.add(child)
-                queue.append(child)
-    return found
 
 
 def _group(pid: int) -> int | None:

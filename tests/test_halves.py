@@ -50,10 +50,10 @@ def halves_in_this_process(path: Path, header_row: int = 1) -> Grid | None:
         if cut is None:
             return None
         first = read._typed_rows(sheet, cut.first, header_row, header_row)
-        second = read._typed_rows(sheet, cut.second, cut.cut_row - 1, header_row)
+        second = read._typed_rows(sheet, cut.second, cut.cut_row - 1, header_row, count_values=True)
         if first is None or second is None:
             return None
-        return read._joined(first, second, header_row=header_row, cut_row=cut.cut_row)
+        return read._joined(first, second, header_row=header_row, cut=cut)
 
 
 def assert_same_grid(found: Grid, expected: Grid) -> None:
@@ -186,6 +186,37 @@ def test_a_text_column_whose_numbers_one_half_only_looks_at_again_is_not_joined(
     assert (found is not None) == joined
     if found is not None:
         assert_same_grid(found, whole_read(tmp_path / "book.xlsx"))
+
+
+def _moved(path: Path, cell: str, to: str) -> Path:
+    """The workbook with the cell reference ``cell`` (in its own row) changed to ``to``, the same length."""
+    assert len(cell) == len(to)
+    return rewrite_member(path, PART, lambda xml: xml.replace(f'<c r="{cell}"'.encode(), f'<c r="{to}"'.encode(), 1))
+
+
+@pytest.mark.parametrize("half", ["second", "first"])
+def test_a_cell_whose_reference_contradicts_its_row_across_the_cut_is_not_lost(tmp_path: Path, half: str) -> None:
+    # A crafted file: the cell sits in one row's element but names another row, across the cut.
+    # Read where its reference puts it, it lands above the second half's header (where fastexcel
+    # does not look) or below the first half's rows; only the whole read places it.
+    rows = [HEADER, *sheet_rows(120)]
+    path = write_workbook(tmp_path / "book.xlsx", rows)
+    cut = halves.cut(path, PART, header_row=1, folder=tmp_path)
+    assert cut is not None and 20 < cut.cut_row < 99  # two-digit rows on both sides
+    above, below = 15, cut.cut_row + 10
+    rows[above - 1][1] = rows[below - 1][1] = None  # the cell's new place is free in both cases
+    if half == "second":
+        rows[below - 1][1] = 42.0
+    else:
+        rows[above - 1][1] = 42.0
+    path = write_workbook(tmp_path / "book.xlsx", rows)
+    path = _moved(path, f"B{below}", f"B{above}") if half == "second" else _moved(path, f"B{above}", f"B{below}")
+    again = halves.cut(path, PART, header_row=1, folder=tmp_path)
+    assert again is not None and again.cut_row == cut.cut_row
+
+    assert halves_in_this_process(path) is None
+    whole = whole_read(path)
+    assert whole.cells.filter(pl.col(read.ROW) == (above if half == "second" else below))["B"].to_list() == [42.0]
 
 
 def test_a_column_empty_in_one_half_takes_the_other_halfs_type(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import xlsxwriter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
 from tests.conftest import ODDFILES, ExcelError, declare_size
@@ -373,3 +375,34 @@ def test_error_cells_written_by_the_fixture_show_as_their_text(workbook: Workboo
 
     assert head is not None
     assert head.errors == {(2, "A"): "#N/A"}
+
+
+TAG_PARTS = st.lists(st.sampled_from([b"<v", b"<is", b"<", b"v", b"i", b"s", b">", b"x"]), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=TAG_PARTS, seams=st.lists(st.integers(0, 200), max_size=6))
+def test_a_tag_count_counts_tags_split_between_pieces_once(parts: list[bytes], seams: list[int]) -> None:
+    whole = b"".join(parts)
+    cuts = sorted({min(at, len(whole)) for at in seams})
+    tally = xlsx.TagCount(xlsx.VALUE_TAGS)
+    for start, stop in zip([0, *cuts], [*cuts, len(whole)], strict=True):
+        tally.add(whole[start:stop])
+
+    assert tally.total == sum(whole.count(tag) for tag in xlsx.VALUE_TAGS)
+
+
+def test_the_boolean_scan_tallies_every_byte_of_the_sheet_it_reads(tmp_path: Path) -> None:
+    book = xlsxwriter.Workbook(str(tmp_path / "b.xlsx"))
+    sheet = book.add_worksheet()
+    for row in range(3000):  # more XML than one piece of the scan
+        sheet.write_row(row, 0, [row, f"text {row}", row % 2 == 0])
+    book.close()
+    tally = xlsx.TagCount(xlsx.VALUE_TAGS)
+
+    found = xlsx.boolean_cells(str(tmp_path / "b.xlsx"), "xl/worksheets/sheet1.xml", tally=tally)
+
+    with zipfile.ZipFile(tmp_path / "b.xlsx") as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml")
+    assert found is not None and len(found["C"]) == 3000
+    assert tally.total == xml.count(b"<v") + xml.count(b"<is") == 9000

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
 
 from toolkit import xlsx
 
@@ -63,10 +62,6 @@ _END = struct.Struct("<4s4H2LH")  # end of central directory record (APPNOTE 4.3
 _UTF8_NAME = 0x800
 
 
-class _Readable(Protocol):
-    def read(self, size: int, /) -> bytes: ...
-
-
 @dataclass(frozen=True)
 class Halves:
     """The two workbooks: ``first`` has the sheet's rows above ``cut_row``, ``second`` its header
@@ -75,6 +70,7 @@ class Halves:
     first: Path
     second: Path
     cut_row: int
+    header_values: int  # value tags in the second's header row (see xlsx.VALUE_TAGS)
 
 
 def cut(
@@ -102,7 +98,7 @@ def cut(
 
 
 def _cut(
-    stream: _Readable,
+    stream: xlsx.Readable,
     total: int,
     path: Path,
     infos: list[zipfile.ZipInfo],
@@ -158,7 +154,9 @@ def _cut(
         del data
         while piece := stream.read(_PIECE):
             out.write(piece)
-    return Halves(first, second, cut_row)
+    header_values = xlsx.TagCount(xlsx.VALUE_TAGS)
+    header_values.add(renumbered)
+    return Halves(first, second, cut_row, header_values.total)
 
 
 def _row_element(head: bytes, start: int, number: int) -> tuple[int, int] | None:

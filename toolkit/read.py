@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import re
@@ -280,14 +281,18 @@ class _Typed:
     grid: Grid
     read_types: dict[str, pl.DataType]
     read_again: set[str]  # text columns read again as numbers (_exact_numbers)
+    value_tags: int | None = None  # the sheet XML's value tags, where counted (xlsx.VALUE_TAGS)
 
 
-def _typed_rows(sheet: Sheet, path: Path, header_row: int, head_row: int) -> _Typed | None:
+def _typed_rows(sheet: Sheet, path: Path, header_row: int, head_row: int, *, count_values: bool = False) -> _Typed | None:
     """The typed read of ``read_rows`` from the workbook at ``path``: ``sheet``'s own, or a half of
     it (same sheet name and part) whose header is at ``header_row``, the row the sheet's head has
-    it at being ``head_row``. None where only the text read can be trusted."""
+    it at being ``head_row``. None where only the text read can be trusted. ``count_values``: the
+    scan also counts the XML's value tags (for the second half, see _joined)."""
     # The XML scan for boolean cells runs beside fastexcel's parse of the same sheet.
-    scan = Background(xlsx.boolean_cells, str(path), sheet.part, name="toolkit-boolean-scan") if sheet.part else None
+    tally = xlsx.TagCount(xlsx.VALUE_TAGS) if count_values else None
+    scanning = xlsx.boolean_cells if tally is None else functools.partial(xlsx.boolean_cells, tally=tally)
+    scan = Background(scanning, str(path), sheet.part, name="toolkit-boolean-scan") if sheet.part else None
     with _reader_boundary(path):
         reader = _open(path)
         try:
@@ -320,7 +325,8 @@ def _typed_rows(sheet: Sheet, path: Path, header_row: int, head_row: int) -> _Ty
             hidden = frame.filter(pl.col(ROW).is_in(rows) & pl.col(letter).is_not_null()).select(ROW, letter).rows()
             texts.setdefault(letter, {}).update({row: "true" if value else "false" for row, value in hidden})
     frame = _put_back(frame, texts, cell_errors)
-    return _Typed(Grid(path=sheet.path, sheet=sheet.name, cells=frame, cell_errors=cell_errors), read_types, set(read_again))
+    grid = Grid(path=sheet.path, sheet=sheet.name, cells=frame, cell_errors=cell_errors)
+    return _Typed(grid, read_types, set(read_again), tally.total if tally is not None else None)
 
 
 def _read_in_halves(sheet: Sheet, header_row: int) -> Grid | None:
@@ -361,7 +367,14 @@ def _read_in_halves(sheet: Sheet, header_row: int) -> Grid | None:
         threading.Thread(target=pool.close, name=HELPER_EXIT_THREAD, daemon=True).start()
     if cut is None or first is None or not isinstance(later, _Typed):  # a ToolkitError, or the helper's reader crashed
         return None
-    return _joined(first, later, header_row=header_row, cut_row=cut.cut_row)
+    return _joined(first, later, header_row=header_row, cut=cut)
+
+
+def _values(cells: pl.DataFrame) -> int:
+    """How many cells of ``cells`` hold something (a value read, or a text put back)."""
+    if cells.width <= 1:
+        return 0
+    return int(cells.select(pl.sum_horizontal(pl.all().exclude(ROW).is_not_null().sum())).item())
 
 
 #: The thread that waits for the helper process to exit (a benchmark waits for it to count its CPU).
@@ -377,15 +390,25 @@ def _typed_half_here(sheet: Sheet, path: Path, header_row: int) -> _Typed | None
 
 def typed_half(sheet: Sheet, path: Path, header_row: int, head_row: int) -> _Typed | None:
     """The helper process's job in :func:`_read_in_halves` (run by ``toolkit.workers``)."""
-    return _typed_rows(sheet, path, header_row, head_row)
+    return _typed_rows(sheet, path, header_row, head_row, count_values=True)
 
 
-def _joined(first: _Typed, second: _Typed, *, header_row: int, cut_row: int) -> Grid | None:
+def _joined(first: _Typed, second: _Typed, *, header_row: int, cut: halves.Halves) -> Grid | None:
     """The two halves' rows as one grid, as reading the whole sheet gives them; None where the
     halves disagree on what the columns are: their letters, the type fastexcel found (numbers in
     one half, text in the other), or which text columns to read again as numbers; only the whole
     sheet's read settles those."""
     top, bottom = first.grid.cells, second.grid.cells
+    cut_row = cut.cut_row
+    # A cell placed elsewhere than its row says (a crafted file) is read where its own reference
+    # puts it: in the first half below the cut, which shows; in the second above the cut, where
+    # fastexcel does not look (above its header). So every value of the second half's rows must
+    # come back: as many cells hold something as the XML has value tags (an empty text counts as
+    # a tag but holds nothing: the sheet is then read whole, which costs only time).
+    if second.value_tags is None or _values(bottom) != second.value_tags - cut.header_values:
+        return None
+    if not top.is_empty() and top[ROW][-1] >= cut_row:
+        return None
     if top.columns != bottom.columns or first.read_again != second.read_again:
         # A text column read again in one half only: the whole read reads it again in full, and
         # writes the other half's numbers shown rounded in full too.

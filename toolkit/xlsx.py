@@ -28,8 +28,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import IO
+from typing import IO, Protocol
 from xml.etree import ElementTree
+
+
+class Readable(Protocol):
+    """What the scans read: a zip member's stream (zipfile's, or _Inflating)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
 
 _inflate: ModuleType
 try:  # ISA-L inflates a sheet's XML ~4x faster than zlib (see _Inflating); zlib where it has no wheel
@@ -272,11 +279,15 @@ def _text_runs(si: ElementTree.Element) -> Iterator[ElementTree.Element]:
             yield from child.iter(f"{_MAIN}t")
 
 
-def boolean_cells(path: str, part: str) -> dict[str, list[int]] | None:
-    """Letter -> Excel rows of the sheet's boolean cells, or None if a cell's place is unclear."""
+def boolean_cells(path: str, part: str, *, tally: TagCount | None = None) -> dict[str, list[int]] | None:
+    """Letter -> Excel rows of the sheet's boolean cells, or None if a cell's place is unclear.
+
+    ``tally``: also fed every byte of the sheet's XML, on the way (complete when the answer is not None).
+    """
     found: dict[str, list[int]] = {}
     try:
-        with zipfile.ZipFile(path) as archive, open_member(archive, part) as stream:
+        with zipfile.ZipFile(path) as archive, open_member(archive, part) as member:
+            stream = member if tally is None else _Tallied(member, tally)
             for window, at in _marked_places(stream, _BOOL_MARKS, back=_TAG_BYTES, ahead=_TAG_BYTES, anchor=_BOOL_ANCHOR):
                 place = _owning_cell(window, at)
                 if place is None:
@@ -285,6 +296,41 @@ def boolean_cells(path: str, part: str) -> dict[str, list[int]] | None:
     except (KeyError, OSError, zipfile.BadZipFile, ValueError, EOFError):
         return None
     return found
+
+
+#: The tags a cell's value is in: ``<v>`` (numbers, shared strings, formulas' results, errors) and
+#: ``<is>`` (inline strings). Any other element starting so would count too: only ever more.
+VALUE_TAGS = (b"<v", b"<is")
+
+
+class TagCount:
+    """How often ``tags`` occur in a stream of pieces, those split between two pieces included."""
+
+    def __init__(self, tags: Sequence[bytes]) -> None:
+        self.tags = tuple(tags)
+        self.total = 0
+        self._tail = b""
+        self._room = max(len(tag) for tag in self.tags) - 1  # a tag across a seam starts this near its end
+
+    def add(self, piece: bytes | memoryview) -> None:
+        piece = bytes(piece)
+        self.total += sum(piece.count(tag) for tag in self.tags)
+        seam, cut = self._tail + piece[: self._room], len(self._tail)  # in neither piece's count
+        self.total += sum(seam.startswith(tag, i) for tag in self.tags for i in range(cut) if i + len(tag) > cut)
+        if self._room:
+            self._tail = piece[-self._room :] if len(piece) >= self._room else (self._tail + piece)[-self._room :]
+
+
+class _Tallied:
+    """A stream whose every piece read is added to a TagCount on the way."""
+
+    def __init__(self, stream: Readable, tally: TagCount) -> None:
+        self._stream, self._tally = stream, tally
+
+    def read(self, size: int) -> bytes:
+        piece = self._stream.read(size)
+        self._tally.add(piece)
+        return piece
 
 
 def duration_cells(path: str, sheet: str) -> dict[tuple[int, str], float] | None:
@@ -427,7 +473,7 @@ class _Inflating:
 
 
 def _marked_places(
-    stream: IO[bytes] | _Inflating, marks: Sequence[bytes], *, back: int, ahead: int, anchor: int | None = None
+    stream: Readable, marks: Sequence[bytes], *, back: int, ahead: int, anchor: int | None = None
 ) -> Iterator[tuple[bytes, int]]:
     """(window, index in it) of each place in ``stream`` where one of ``marks`` starts, each once.
 
@@ -557,7 +603,7 @@ def _elapsed_styles(archive: zipfile.ZipFile) -> frozenset[int]:
     return frozenset(i for i, style in enumerate(styles) if style.get("numFmtId", "0") in elapsed)
 
 
-_OPEN_CELL = re.compile(rb'<(?:\w+:)?c\s[^<>]*$')
+_OPEN_CELL = re.compile(rb"<(?:\w+:)?c\s[^<>]*$")
 _REF_ATTR = re.compile(rb'\sr="([A-Z]{1,3})(\d+)"')
 
 

@@ -49,8 +49,8 @@ def halves_in_this_process(path: Path, header_row: int = 1) -> Grid | None:
         cut = halves.cut(path, sheet.part, header_row=header_row, folder=Path(folder))
         if cut is None:
             return None
-        first = read._typed_rows(sheet, cut.first, header_row, header_row)
-        second = read._typed_rows(sheet, cut.second, cut.cut_row - 1, header_row, count_values=True)
+        first = read.read_half(sheet, cut.first, header_row, header_row, False)
+        second = read.read_half(sheet, cut.second, cut.cut_row - 1, header_row, True)
         if first is None or second is None:
             return None
         return read._joined(first, second, header_row=header_row, cut=cut)
@@ -161,7 +161,7 @@ def test_empty_rows_just_above_the_cut_are_rows_of_the_read_as_in_the_whole_read
     assert_same_grid(joined, whole_read(path))
 
 
-def test_halves_that_type_a_column_differently_are_not_joined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_halves_that_type_a_column_differently_are_not_joined(tmp_path: Path) -> None:
     rows = [HEADER, *sheet_rows(60), *sheet_rows(60, first=60)]
     rows[100][1] = "about 150"  # a text among the second half's amounts: that half reads them as text
     path = write_workbook(tmp_path / "book.xlsx", rows)

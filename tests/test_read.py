@@ -464,7 +464,7 @@ def test_a_fall_back_the_type_guess_forces_does_not_wait_for_the_boolean_scan(
 ) -> None:
     release, finished = threading.Event(), threading.Event()
 
-    def slow_scan(path: str, part: str) -> dict[str, list[int]]:
+    def slow_scan(path: str, part: str, tally: object = None) -> dict[str, list[int]]:
         release.wait(timeout=5)  # long enough to notice a wait, short enough not to hang the suite
         finished.set()
         return {}
@@ -507,7 +507,7 @@ def test_a_head_that_disagrees_with_fastexcel_falls_back_to_the_text_read(workbo
 def test_a_scan_that_cannot_place_a_boolean_falls_back_to_the_text_read(
     workbook: Workbook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part: None)
+    monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part, tally=None: None)
 
     assert _rows(workbook([["n"], [1 / 3]])).rows() == [(2, "0.3333333333333333")]  # text: the text read, its number in full
 
@@ -559,7 +559,7 @@ def test_a_file_is_checked_once_when_read_rows_falls_back_to_the_text_read(
     checked: list[Path] = []
     real = read.refuse_oversized
     monkeypatch.setattr(read, "refuse_oversized", lambda path, **caps: checked.append(path) or real(path, **caps))
-    monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part: None)  # the xlsx typed read gives up
+    monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part, tally=None: None)  # the xlsx typed read gives up
     monkeypatch.setattr(read, "_text_booleans", lambda sheet: None)  # and so does the ods one
 
     rows = read_rows(open_sheet(path), header_row=1).cells.rows()
@@ -614,7 +614,7 @@ def test_numbers_keep_every_digit_in_a_table_that_starts_away_from_a1(
 ) -> None:
     path = workbook([["n", "note"], [1 / 3, "x"], ["later", "y"]], first_cell=(2, 2))
     if text_read:
-        monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part: None)  # the typed read gives up
+        monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part, tally=None: None)  # the typed read gives up
 
     cells = read_rows(open_sheet(path), header_row=3).cells
 
@@ -627,7 +627,7 @@ def test_the_text_read_gives_every_number_the_text_the_typed_read_gives_it(
     # Rounded to nine decimals, 0.1000000000001 would read as 0.1: a column of two decimals would take it.
     path = workbook([["n"], [0.1000000000001], [2]])
     typed = read_rows(open_sheet(path), header_row=1).cells
-    monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part: None)  # the typed read gives up
+    monkeypatch.setattr(xlsx, "boolean_cells", lambda path, part, tally=None: None)  # the typed read gives up
 
     text = read_rows(open_sheet(path), header_row=1).cells
 

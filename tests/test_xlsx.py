@@ -392,12 +392,13 @@ def test_a_tag_count_counts_tags_split_between_pieces_once(parts: list[bytes], s
     assert tally.total == sum(whole.count(tag) for tag in xlsx.VALUE_TAGS)
 
 
-def test_the_boolean_scan_tallies_every_byte_of_the_sheet_it_reads(tmp_path: Path) -> None:
+def test_the_boolean_scan_tallies_every_byte_of_the_sheet_it_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     book = xlsxwriter.Workbook(str(tmp_path / "b.xlsx"))
     sheet = book.add_worksheet()
-    for row in range(3000):  # more XML than one piece of the scan
+    for row in range(3000):
         sheet.write_row(row, 0, [row, f"text {row}", row % 2 == 0])
     book.close()
+    monkeypatch.setattr(xlsx, "_CHUNK", 997)  # the XML in many pieces, tags split between them
     tally = xlsx.TagCount(xlsx.VALUE_TAGS)
 
     found = xlsx.boolean_cells(str(tmp_path / "b.xlsx"), "xl/worksheets/sheet1.xml", tally=tally)

@@ -5,6 +5,7 @@ execute a module the package has already imported, which Python warns about.
 """
 
 import os
+import sys
 
 # Readers run at a lower priority than the one writer, which is what a multi-file ingest waits
 # on. In one-off profiles (the README's Performance section), two readers at equal priority on
@@ -12,11 +13,8 @@ import os
 # its speed and the readers took what was left (8 files of 100k rows: 6.9 s -> 5.6 s). Set before
 # the reader's work: fastexcel parses on this thread, and the threads a read starts inherit it. (The
 # package's imports, which Python runs before this module, start only idle ones: jemalloc's, polars'
-# cleaner.)
-# A helper reading half of one large sheet (toolkit.read) is what its caller waits on: it keeps
-# the caller's priority (``--keep-priority``).
-import sys
-
+# cleaner.) A helper reading half of one large sheet (toolkit.read) is what its caller waits on:
+# it keeps the caller's priority (``--keep-priority``).
 READER_NICENESS = 10
 if hasattr(os, "nice") and "--keep-priority" not in sys.argv[1:]:  # POSIX; elsewhere readers keep the writer's priority
     os.nice(READER_NICENESS)

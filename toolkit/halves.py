@@ -48,14 +48,12 @@ _TAG_ROOM = 4096  # the row tag at the cut is read whole: tags are ~100 bytes (l
 # sheet, 55% had both halves done within 0.05 s of each other (2.1-2.3 s, three one-off runs).
 _CUT_AT = 0.55
 _HEAD_LIMITS = (1024**2, 16 * 1024**2, 64 * 1024**2)  # the header row must end within the last
-_ENCRYPTED = 0x1
 _ZIP32_LIMIT = 0xFFFF_FFFF  # sizes and offsets beyond need zip64, which this writer does not write
 _SHEET_DATA = re.compile(rb"<sheetData(?:\s[^>]*)?>")
 _DIMENSION = re.compile(rb"<dimension\b[^>]*/>")
 _ROW_NUMBER = re.compile(rb'<row\b[^>]*?\sr="(\d+)"[^>]*>')
 _CELL_ROW = re.compile(rb'(<c\b[^>]*?\sr="[A-Z]{1,3})(\d+)(")')
 _ENDING = b"</sheetData></worksheet>"
-_VALUE = re.compile(rb"<(?:v|is)>")
 _LOCAL = struct.Struct("<4s5H3L2H")  # local file header (APPNOTE 4.3.7)
 _CENTRAL = struct.Struct("<4s6H3L5H2L")  # central directory header (APPNOTE 4.3.12)
 _END = struct.Struct("<4s4H2LH")  # end of central directory record (APPNOTE 4.3.16)
@@ -86,7 +84,7 @@ def cut(
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
-            if any(info.flag_bits & _ENCRYPTED for info in infos):
+            if any(info.flag_bits & xlsx.ENCRYPTED for info in infos):
                 return None
             total = archive.getinfo(part).file_size
             if total > _ZIP32_LIMIT:
@@ -169,7 +167,7 @@ def _row_element(head: bytes, start: int, number: int) -> tuple[int, int] | None
             if tag[0].endswith(b"/>"):
                 return None  # an empty header row: nothing to carry over
             end = head.find(b"</row>", tag.end())
-            if end < 0 or not _VALUE.search(head, tag.end(), end):
+            if end < 0 or all(head.find(value, tag.end(), end) < 0 for value in xlsx.VALUE_TAGS):
                 return None  # fastexcel takes the first row holding a value for the header
             return tag.start(), end + len(b"</row>")
     return None

@@ -291,7 +291,7 @@ def _typed_rows(sheet: Sheet, path: Path, header_row: int, head_row: int, *, cou
     scan also counts the XML's value tags (for the second half, see _joined)."""
     # The XML scan for boolean cells runs beside fastexcel's parse of the same sheet.
     tally = xlsx.TagCount(xlsx.VALUE_TAGS) if count_values else None
-    scanning = xlsx.boolean_cells if tally is None else functools.partial(xlsx.boolean_cells, tally=tally)
+    scanning = functools.partial(xlsx.boolean_cells, tally=tally)
     scan = Background(scanning, str(path), sheet.part, name="toolkit-boolean-scan") if sheet.part else None
     with _reader_boundary(path):
         reader = _open(path)
@@ -345,7 +345,7 @@ def _read_in_halves(sheet: Sheet, header_row: int) -> Grid | None:
     # The helper starts first: its imports (~0.5 s) run while the sheet is cut. This process reads
     # the first half, from the moment it is written: the cut writes the second meanwhile.
     try:
-        pool = Pool(1, typed_half, niced=False)
+        pool = Pool(1, read_half, niced=False)
     except OSError:
         return None  # no process to be had (a limit on processes, say): one reads it all
     halving = tempfile.TemporaryDirectory(prefix="toolkit-halves-", ignore_cleanup_errors=True)
@@ -354,20 +354,34 @@ def _read_in_halves(sheet: Sheet, header_row: int) -> Grid | None:
             reading: list[Background[_Typed | None]] = []
 
             def read_first(path: Path) -> None:
-                reading.append(Background(_typed_half_here, sheet, path, header_row, name="toolkit-first-half"))
+                reading.append(Background(read_half, sheet, path, header_row, header_row, False, name="toolkit-first-half"))
 
             cut = halves.cut(sheet.path, sheet.part, header_row=header_row, folder=Path(folder), first_ready=read_first)
             later = None
             if cut is not None:
-                job = (sheet.name, (sheet, cut.second, cut.cut_row - 1, header_row))
+                job = (sheet.name, (sheet, cut.second, cut.cut_row - 1, header_row, True))
                 later = [result for _, result in pool.run([job])][0]
             first = reading[0].result() if reading else None  # waited for even when not needed: it reads the folder
     finally:
         # The helper exits once its input closes (~0.1 s): nothing waits for that.
         threading.Thread(target=pool.close, name=HELPER_EXIT_THREAD, daemon=True).start()
-    if cut is None or first is None or not isinstance(later, _Typed):  # a ToolkitError, or the helper's reader crashed
+    if cut is None or first is None or not isinstance(later, _Typed):  # the helper's reader crashed, say
         return None
     return _joined(first, later, header_row=header_row, cut=cut)
+
+
+#: The thread that waits for the helper process to exit (a benchmark waits for it to count its CPU).
+HELPER_EXIT_THREAD = "toolkit-helper-exit"
+
+
+def read_half(sheet: Sheet, path: Path, header_row: int, head_row: int, count_values: bool) -> _Typed | None:
+    """One half's typed read in :func:`_read_in_halves`: the first here, the second in the helper
+    process (run by ``toolkit.workers``), its values counted. A ToolkitError is None: the whole
+    read then says what is wrong, naming the file rather than a half."""
+    try:
+        return _typed_rows(sheet, path, header_row, head_row, count_values=count_values)
+    except ToolkitError:
+        return None
 
 
 def _values(cells: pl.DataFrame) -> int:
@@ -377,27 +391,11 @@ def _values(cells: pl.DataFrame) -> int:
     return int(cells.select(pl.sum_horizontal(pl.all().exclude(ROW).is_not_null().sum())).item())
 
 
-#: The thread that waits for the helper process to exit (a benchmark waits for it to count its CPU).
-HELPER_EXIT_THREAD = "toolkit-helper-exit"
-
-
-def _typed_half_here(sheet: Sheet, path: Path, header_row: int) -> _Typed | None:
-    try:
-        return _typed_rows(sheet, path, header_row, header_row)
-    except ToolkitError:
-        return None  # the whole read says what is wrong, naming the file
-
-
-def typed_half(sheet: Sheet, path: Path, header_row: int, head_row: int) -> _Typed | None:
-    """The helper process's job in :func:`_read_in_halves` (run by ``toolkit.workers``)."""
-    return _typed_rows(sheet, path, header_row, head_row, count_values=True)
-
-
 def _joined(first: _Typed, second: _Typed, *, header_row: int, cut: halves.Halves) -> Grid | None:
-    """The two halves' rows as one grid, as reading the whole sheet gives them; None where the
-    halves disagree on what the columns are: their letters, the type fastexcel found (numbers in
-    one half, text in the other), or which text columns to read again as numbers; only the whole
-    sheet's read settles those."""
+    """The two halves' rows as one grid, as reading the whole sheet gives them; None where a value
+    of the second half did not come back, or the halves disagree on what the columns are: their
+    letters, the type fastexcel found (numbers in one half, text in the other), or which text
+    columns to read again as numbers; only the whole sheet's read settles those."""
     top, bottom = first.grid.cells, second.grid.cells
     cut_row = cut.cut_row
     # A cell placed elsewhere than its row says (a crafted file) is read where its own reference

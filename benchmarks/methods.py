@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import resource
 import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,34 @@ def toolkit_sequential(args: Args) -> Args:
     return {**timed, **_totals(outcomes)}
 
 
+def toolkit_threads(args: Args) -> Args:
+    """Every file in one command as ``ingest_many`` does it, but read and validated in threads of
+    this process instead of worker processes: no worker start-up, no pickled results, and no
+    isolation (a reader that exhausts memory or aborts takes every file down). Not a way the
+    toolkit works: the bound against which the worker processes' overhead is measured."""
+    import toolkit
+    from toolkit.ingest import load_prepared
+    from toolkit.load import Warehouse
+
+    paths = args["paths"]
+    clock = _Clock()
+    # As many readers as ingest_many starts workers, at the workers' lower priority (a thread's own
+    # niceness, on Linux); the files are all loans, so they load in the order given, as there.
+    with (
+        ThreadPoolExecutor(min(os.cpu_count() or 1, len(paths)), initializer=_lower_priority) as readers,
+        Warehouse(args["db"]) as warehouse,
+    ):
+        reading = [readers.submit(toolkit.prepare, path, read_processes=1) for path in paths]
+        outcomes = [load_prepared(read.result(), warehouse, batch_size=args["batch_size"]) for read in reading]
+    timed = clock.read()
+    return {**timed, **_totals(outcomes)}
+
+
+def _lower_priority() -> None:
+    if sys.platform == "linux":  # toolkit._worker's READER_NICENESS (importing that module starts a worker)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 def _totals(outcomes: list[Any]) -> Args:
     import toolkit
 
@@ -163,6 +193,7 @@ METHODS: dict[str, Callable[[Args], Args]] = {
     "toolkit_one": toolkit_one,
     "toolkit_many": toolkit_many,
     "toolkit_sequential": toolkit_sequential,
+    "toolkit_threads": toolkit_threads,
 }
 
 

@@ -141,6 +141,16 @@ def plan(quick: bool, default_batch: int) -> list[Job]:
             default_batch,
             "fresh",
         ),
+        Job(
+            f"bound: {MULTI_FILES} files in one command, read in threads (no worker processes, not offered)",
+            "toolkit_threads",
+            multi,
+            MULTI_FILES * MULTI_ROWS,
+            parts,
+            multi_repeats,
+            default_batch,
+            "fresh",
+        ),
     ]
     return jobs
 
@@ -337,6 +347,16 @@ def _findings(jobs: list[Job], *, cores: int) -> list[str]:
                 f"{many.median('cpu_seconds'):.1f} CPU s, so on {cores} cores it cannot take less than {least:.2f} s: "
                 f"at most {sequential.median('seconds') / least:.2f}× the throughput of one after another."
             )
+    threads = next((j for j in jobs if j.method == "toolkit_threads"), None)
+    if sequential and threads:
+        # The same command without the worker processes' start-ups and pickles (and without their
+        # isolation): what the worker design could reach at best on this machine.
+        speedup = sequential.median("seconds") / threads.median("seconds")
+        same = sequential.results[0]["inserted"] == threads.results[0]["inserted"]
+        found.append(
+            f"- Read in threads of one process instead of worker processes (a bound, not offered): {speedup:.2f}× the "
+            f"throughput of one after another, {threads.median('cpu_seconds'):.1f} CPU s (same result: {same})."
+        )
     shares = [r["progress_seconds"] / r["seconds"] for j in jobs if j.method == "toolkit_one" for r in j.results]
     if shares:
         found.append(f"- Progress callback (the CLI's bar, rendered every batch): at most {max(shares):.2%} of run time.")

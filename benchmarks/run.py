@@ -120,37 +120,14 @@ def plan(quick: bool, default_batch: int) -> list[Job]:
     parts = tuple(workbooks.workbook(MULTI_ROWS, part) for part in range(MULTI_FILES))
     multi = f"{MULTI_FILES}×100k"
     multi_repeats = 2 if quick else 3
+    ways = {
+        "toolkit_sequential": f"toolkit, {MULTI_FILES} files one after another",
+        "toolkit_many": f"toolkit, {MULTI_FILES} files in one command",
+        "toolkit_threads": f"bound: {MULTI_FILES} files in one command, read in threads (no worker processes, not offered)",
+    }
     jobs += [
-        Job(
-            f"toolkit, {MULTI_FILES} files one after another",
-            "toolkit_sequential",
-            multi,
-            MULTI_FILES * MULTI_ROWS,
-            parts,
-            multi_repeats,
-            default_batch,
-            "fresh",
-        ),
-        Job(
-            f"toolkit, {MULTI_FILES} files in one command",
-            "toolkit_many",
-            multi,
-            MULTI_FILES * MULTI_ROWS,
-            parts,
-            multi_repeats,
-            default_batch,
-            "fresh",
-        ),
-        Job(
-            f"bound: {MULTI_FILES} files in one command, read in threads (no worker processes, not offered)",
-            "toolkit_threads",
-            multi,
-            MULTI_FILES * MULTI_ROWS,
-            parts,
-            multi_repeats,
-            default_batch,
-            "fresh",
-        ),
+        Job(label, method, multi, MULTI_FILES * MULTI_ROWS, parts, multi_repeats, default_batch, "fresh")
+        for method, label in ways.items()
     ]
     return jobs
 
@@ -333,8 +310,7 @@ def _findings(jobs: list[Job], *, cores: int) -> list[str]:
     sequential = next((j for j in jobs if j.method == "toolkit_sequential"), None)
     many = next((j for j in jobs if j.method == "toolkit_many"), None)
     if sequential and many:
-        speedup = sequential.median("seconds") / many.median("seconds")
-        same = sequential.results[0]["inserted"] == many.results[0]["inserted"]
+        speedup, same = _against(sequential, many)
         found.append(
             f"- {MULTI_FILES} files in one command: {speedup:.2f}× the throughput of one after another (same result: {same})."
         )
@@ -351,8 +327,7 @@ def _findings(jobs: list[Job], *, cores: int) -> list[str]:
     if sequential and threads:
         # The same command without the worker processes' start-ups and pickles (and without their
         # isolation): what the worker design could reach at best on this machine.
-        speedup = sequential.median("seconds") / threads.median("seconds")
-        same = sequential.results[0]["inserted"] == threads.results[0]["inserted"]
+        speedup, same = _against(sequential, threads)
         found.append(
             f"- Read in threads of one process instead of worker processes (a bound, not offered): {speedup:.2f}× the "
             f"throughput of one after another, {threads.median('cpu_seconds'):.1f} CPU s (same result: {same})."
@@ -361,6 +336,12 @@ def _findings(jobs: list[Job], *, cores: int) -> list[str]:
     if shares:
         found.append(f"- Progress callback (the CLI's bar, rendered every batch): at most {max(shares):.2%} of run time.")
     return found
+
+
+def _against(sequential: Job, together: Job) -> tuple[float, bool]:
+    """(the throughput of ``together`` over one file after another, whether both stored the same rows)."""
+    same = sequential.results[0]["inserted"] == together.results[0]["inserted"]
+    return sequential.median("seconds") / together.median("seconds"), same
 
 
 def _stages(jobs: list[Job]) -> list[str]:

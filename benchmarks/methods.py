@@ -117,15 +117,15 @@ def toolkit_threads(args: Args) -> Args:
     isolation (a reader that exhausts memory or aborts takes every file down). Not a way the
     toolkit works: the bound against which the worker processes' overhead is measured."""
     import toolkit
-    from toolkit.ingest import load_prepared
+    from toolkit.ingest import _worker_count, load_prepared
     from toolkit.load import Warehouse
 
-    paths = args["paths"]
+    paths = [Path(p) for p in args["paths"]]
     clock = _Clock()
     # As many readers as ingest_many starts workers, at the workers' lower priority (a thread's own
     # niceness, on Linux); the files are all loans, so they load in the order given, as there.
     with (
-        ThreadPoolExecutor(min(os.cpu_count() or 1, len(paths)), initializer=_lower_priority) as readers,
+        ThreadPoolExecutor(_worker_count(None, paths), initializer=_lower_priority) as readers,
         Warehouse(args["db"]) as warehouse,
     ):
         reading = [readers.submit(toolkit.prepare, path, read_processes=1) for path in paths]
@@ -135,8 +135,10 @@ def toolkit_threads(args: Args) -> Args:
 
 
 def _lower_priority() -> None:
-    if sys.platform == "linux":  # toolkit._worker's READER_NICENESS (importing that module starts a worker)
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    from toolkit.workers import READER_NICENESS
+
+    if sys.platform == "linux":
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICENESS)
 
 
 def _totals(outcomes: list[Any]) -> Args:

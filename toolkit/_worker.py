@@ -7,6 +7,9 @@ execute a module the package has already imported, which Python warns about.
 import os
 import sys
 
+# Already imported with the package (its __init__ runs before this module): no work of its own.
+from toolkit.workers import READER_NICENESS, serve
+
 # Readers run at a lower priority than the one writer, which is what a multi-file ingest waits
 # on. In one-off profiles (the README's Performance section), two readers at equal priority on
 # two cores slowed the writer's 1000-row loads to a third of their speed; niced, the writer kept
@@ -15,10 +18,7 @@ import sys
 # package's imports, which Python runs before this module, start only idle ones: jemalloc's, polars'
 # cleaner.) A helper reading half of one large sheet (toolkit.read) is what its caller waits on:
 # it keeps the caller's priority (``--keep-priority``).
-READER_NICENESS = 10
 if hasattr(os, "nice") and "--keep-priority" not in sys.argv[1:]:  # POSIX; elsewhere readers keep the writer's priority
     os.nice(READER_NICENESS)
-
-from toolkit.workers import serve  # noqa: E402 - after the priority is set
 
 serve()

@@ -28,6 +28,9 @@ from toolkit.errors import ToolkitError, UnreadableFileError
 
 _LENGTH = struct.Struct("!Q")
 
+#: The ``nice`` increment of a worker reading for ``ingest_many`` (why: ``toolkit._worker``).
+READER_NICENESS = 10
+
 
 def _write_frame(stream: IO[bytes], payload: object) -> None:
     data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)

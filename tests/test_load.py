@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import toolkit
+import toolkit.load
 from tests.conftest import CUSTOMER_HEADERS, LOAN_HEADERS, customer, loan, query, warehouse_held, warehouse_rows, write_workbook
 from toolkit.errors import WarehouseBusyError, WarehouseError
 from toolkit.ingest import prepare
@@ -446,6 +448,31 @@ def test_batches_commit_in_order_each_reported_once_after_its_commit(
         warehouse.load(prepared.validated, run_id="r1", batch_size=2, on_progress=lambda p: seen.append(p.rows_done))
     assert stored_at_commit == [2, 4, 6, 8, 9]
     assert seen == [2, 4, 6, 8, 9]
+
+
+@pytest.mark.parametrize("on_conflict", ["reject", "update"])
+def test_rows_reach_duckdb_as_one_contiguous_arrow_table_however_polars_chunked_them(
+    workbook: Book, db: Path, monkeypatch: pytest.MonkeyPatch, on_conflict: str
+) -> None:
+    # DuckDB inserts a contiguous table faster (toolkit.load._insertable); filters leave chunks.
+    prepared = prepare(workbook([CUSTOMER_HEADERS, *(customer(i) for i in range(1, 7))]))
+    accepted = prepared.validated.accepted
+    chunked = pl.concat([accepted.slice(0, 2), accepted.slice(2, 2), accepted.slice(4)], rechunk=False)
+    assert chunked.n_chunks() > 1
+    validated = dataclasses.replace(prepared.validated, accepted=chunked)
+    chunks: list[int] = []
+    insert = toolkit.load._insert_rows
+
+    def counting(con: duckdb.DuckDBPyConnection, spec: Any, rows: Any, *, by_name: bool) -> None:
+        chunks.append(rows.column(0).num_chunks)
+        insert(con, spec, rows, by_name=by_name)
+
+    monkeypatch.setattr(toolkit.load, "_insert_rows", counting)
+    with Warehouse(db) as warehouse:
+        warehouse.ensure_tables([validated.spec])
+        warehouse.load(validated, run_id="r1", batch_size=100, on_conflict=on_conflict)
+    assert chunks == [1]
+    assert query(db, "SELECT count(*) FROM customers") == [(6,)]
 
 
 def _checkpoint_threshold(warehouse: Warehouse) -> str:

@@ -266,7 +266,7 @@ class Warehouse:
             later = rows.slice(tally.rows_done)
             judged = judge(self.con, spec, batch, validated.headers, on_conflict=on_conflict, file_rows=later)
             handled = pl.concat([judged.errors["row"], judged.same, judged.updates]).implode()
-            new_rows = batch.filter(~pl.col(ROW).is_in(handled)).select(order).to_arrow()
+            new_rows = _insertable(batch.filter(~pl.col(ROW).is_in(handled)).select(order))
             with self.transaction(rows_done=tally.rows_done):
                 _insert_rows(self.con, spec, new_rows, by_name=by_name)
                 if judged.updates.len():
@@ -545,9 +545,20 @@ def _judge_whole_file(
         errors={int(k[0]): v for k, v in errors.partition_by(_BATCH, as_dict=True, include_key=False).items()},
         same=same,
         same_starts=starts(same),
-        new_rows=new.select(order).to_arrow(),
+        new_rows=_insertable(new.select(order)),
         new_starts=starts(new[ROW]),
     )
+
+
+def _insertable(rows: pl.DataFrame) -> pa.Table:
+    """``rows`` as one contiguous arrow table, for DuckDB to insert.
+
+    polars' filters leave a frame in several chunks (a million validated rows come in about
+    eleven), and DuckDB inserts a contiguous table faster: the million loans rows in one batch,
+    0.72-0.75 s against 0.57-0.58 s, for 0.02 s of copying (one-off, toolkit.load with its table
+    and key). Batches sliced from it stay contiguous too.
+    """
+    return rows.rechunk().to_arrow()
 
 
 def _in_table_order(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: pl.DataFrame) -> list[pl.Expr]:
